@@ -1,0 +1,1 @@
+# Modules of this family are imported here so that they register.

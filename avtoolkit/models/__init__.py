@@ -1,0 +1,6 @@
+from . import algorithms  # noqa: F401
+from . import backbones  # noqa: F401
+from . import data_preprocessors  # noqa: F401
+from . import heads  # noqa: F401
+from . import necks  # noqa: F401
+from . import samplers  # noqa: F401
