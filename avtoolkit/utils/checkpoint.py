@@ -13,6 +13,7 @@ file is still refused; :func:`load_checkpoint_file` turns torch's refusal into a
 message that names the file, the offending global and what to do.
 """
 import pickle
+import types
 from typing import Any, List
 
 import numpy as np
@@ -40,10 +41,36 @@ def _numpy_globals() -> List[Any]:
     return found
 
 
-def mmengine_checkpoint_globals() -> List[Any]:
-    """The non-tensor globals mmengine 0.10.7 writes into a training checkpoint."""
+def _history_buffer_method(owner: Any, name: str) -> Any:
+    """A ``getattr`` that resolves only methods defined on ``HistoryBuffer``.
+
+    ``HistoryBuffer.__getstate__`` stores its statistics methods
+    (``HistoryBuffer.min``, ``.max``, ``.mean``, ``.current``), which pickle
+    writes as ``getattr(HistoryBuffer, 'min')``.  Allowlisting the real
+    ``getattr`` would let a crafted file reach any attribute of any allowed
+    object (and from there ``os.system``), so this narrow resolver is
+    registered under the name ``builtins.getattr`` instead.
+    """
     from mmengine.logging.history_buffer import HistoryBuffer
-    return [HistoryBuffer] + _numpy_globals()
+    if owner is HistoryBuffer and isinstance(name, str) \
+            and not name.startswith('_'):
+        attr = HistoryBuffer.__dict__.get(name)
+        if isinstance(attr, types.FunctionType):
+            return attr
+    raise pickle.UnpicklingError(
+        f'getattr({owner!r}, {name!r}) is not allowed in a checkpoint')
+
+
+def mmengine_checkpoint_globals() -> List[Any]:
+    """The non-tensor globals mmengine 0.10.7 writes into a training checkpoint.
+
+    ``HistoryBuffer`` (the message hub's logged scalars), its statistics
+    methods through :func:`_history_buffer_method`, and what pickling numpy
+    arrays and scalars needs.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    return [HistoryBuffer, (_history_buffer_method, 'builtins.getattr')
+            ] + _numpy_globals()
 
 
 _ALLOWED = False

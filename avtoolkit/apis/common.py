@@ -1,0 +1,59 @@
+"""Pieces shared by the train and test entry points."""
+import argparse
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config, DictAction
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--work-dir', help='folder for logs and checkpoints')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config entries, e.g. '
+        'model.neck.num_layers=2 train_dataloader.batch_size=4')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+        help='how the processes were started (pytorch = torchrun)')
+    # torchrun passes --local-rank to old-style scripts; accept both spellings.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Read the config, apply ``--cfg-options`` and choose the work dir."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file "{args.config}" does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def amp_dtype() -> str:
+    """bf16 where the hardware has it (CPU, Ampere and later), else fp16."""
+    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        return 'float16'
+    return 'bfloat16'
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the config's optimizer wrapper to mmengine's AMP wrapper."""
+    wrapper = cfg.optim_wrapper
+    if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        return
+    if wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
+        raise ValueError('--amp works with the plain OptimWrapper; the '
+                         f'config uses {wrapper.get("type")}')
+    wrapper.type = 'AmpOptimWrapper'
+    wrapper.setdefault('dtype', amp_dtype())
+    # fp16 needs dynamic loss scaling; bf16 has fp32's range and needs none.
+    wrapper.setdefault('loss_scale',
+                       'dynamic' if wrapper.dtype == 'float16' else 1.0)

@@ -1,0 +1,11 @@
+"""Evaluate a checkpoint.  ``python tools/test.py CONFIG CHECKPOINT [options]``."""
+import os.path as osp
+import sys
+
+# Run from a source checkout without installing.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from avtoolkit.apis.test import main  # noqa: E402
+
+if __name__ == '__main__':
+    main()
