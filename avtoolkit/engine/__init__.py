@@ -1,1 +1,3 @@
-# Modules of this family are imported here so that they register.
+from .optim_constructor import GroupedOptimWrapperConstructor
+
+__all__ = ['GroupedOptimWrapperConstructor']
