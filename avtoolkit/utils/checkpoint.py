@@ -12,12 +12,15 @@ exactly the globals mmengine writes to torch's allowlist.  Anything else in a
 file is still refused; :func:`load_checkpoint_file` turns torch's refusal into a
 message that names the file, the offending global and what to do.
 """
+import os
 import pickle
+import tempfile
 import types
 from typing import Any, List
 
 import numpy as np
 import torch
+from mmengine.fileio import LocalBackend, register_backend
 from mmengine.runner.checkpoint import CheckpointLoader
 
 
@@ -121,3 +124,44 @@ def _load_from_local(filename: str, map_location: Any = None) -> Any:
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     return load_checkpoint_file(filename, map_location=map_location)
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend with atomic writes.
+
+    ``put``/``put_text`` write to a temporary file in the target folder, flush
+    it to disk and ``os.replace`` it onto the target name, so a crash or a full
+    disk during a checkpoint save never leaves a truncated file under the
+    checkpoint's name: readers see the old file or the complete new one.
+    """
+
+    def put(self, obj: bytes, filepath) -> None:
+        filepath = os.fspath(filepath)
+        folder = os.path.dirname(filepath) or '.'
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f'.{os.path.basename(filepath)}.', suffix='.tmp',
+            dir=folder)
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                f.write(obj)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, filepath)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        self.put(obj.encode(encoding), filepath)
+
+
+def use_atomic_local_writes() -> None:
+    """Make mmengine write every local file (checkpoints included) atomically."""
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+    # get_file_backend caches backend instances; drop stale local ones.
+    from mmengine.fileio import io as fileio_io
+    for key, backend in list(fileio_io.backend_instances.items()):
+        if type(backend) is LocalBackend:
+            del fileio_io.backend_instances[key]

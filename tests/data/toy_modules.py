@@ -11,17 +11,25 @@ from avtoolkit.registry import DATASETS, MODELS
 class ToyRegressor(BaseModel):
     """``inputs``: list of (in_dim,) tensors; ``data_samples``: list of scalars."""
 
-    def __init__(self, in_dim: int = 8, hidden: int = 16):
+    def __init__(self, in_dim: int = 8, hidden: int = 16,
+                 nan_after: int = None):
         super().__init__()
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        # Make the loss NaN from the (nan_after + 1)-th training step on.
+        self.nan_after = nan_after
+        self.steps = 0
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         x = torch.stack(inputs) if isinstance(inputs, (list, tuple)) else inputs
         pred = self.net(x).squeeze(-1)
         if mode == 'loss':
             target = torch.as_tensor(data_samples, dtype=pred.dtype)
-            return dict(loss=((pred - target)**2).mean())
+            self.steps += 1
+            loss = ((pred - target)**2).mean()
+            if self.nan_after is not None and self.steps > self.nan_after:
+                loss = loss * float('nan')
+            return dict(loss_mse=loss)
         return pred
 
 
