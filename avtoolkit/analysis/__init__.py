@@ -1,0 +1,1 @@
+"""Tools that read what a run wrote: training curves, parameter counts."""
