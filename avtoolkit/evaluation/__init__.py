@@ -1,1 +1,3 @@
-# Modules of this family are imported here so that they register.
+from .probes import knn_probe, linear_probe
+
+__all__ = ['knn_probe', 'linear_probe']
