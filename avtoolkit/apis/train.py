@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from avtoolkit.apis.common import add_common_args, enable_amp, load_config
+from avtoolkit.engine.schedulers import fill_schedule_lengths
 from avtoolkit.utils import register_all_modules
 from avtoolkit.utils.dist import prepare_distributed
 
@@ -55,6 +56,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         randomness['diff_rank_seed'] = True
     if randomness:
         cfg.randomness = randomness
+    fill_schedule_lengths(cfg)
     return cfg
 
 

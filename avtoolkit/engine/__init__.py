@@ -1,8 +1,10 @@
 from .hooks import (NonFiniteLossError, NonFiniteLossHook, ParamGroupLrHook,
                     ThroughputHook)
 from .optim_constructor import GroupedOptimWrapperConstructor
+from .schedulers import WarmupLinearDecayLR, fill_schedule_lengths
 
 __all__ = [
     'GroupedOptimWrapperConstructor', 'NonFiniteLossHook',
-    'NonFiniteLossError', 'ParamGroupLrHook', 'ThroughputHook'
+    'NonFiniteLossError', 'ParamGroupLrHook', 'ThroughputHook', 'WarmupLinearDecayLR',
+    'fill_schedule_lengths'
 ]
