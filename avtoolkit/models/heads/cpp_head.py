@@ -1,0 +1,274 @@
+"""Correct pair prediction (CPP) head: are audio and visual from one video?
+
+Paper section 2.1, Eq. 7 and appendix B.4.  Two binary classifiers:
+
+* ``'uni'`` scores pairs of unimodal Transformer outputs ``[y_v ; y_a]``;
+* ``'multi'`` scores pairs of multimodal Transformer outputs
+  ``[z_v ; z_a]``.
+
+Each classifier sees the summary pair (the BOS outputs, ``[y_v0 ; y_a0]``
+resp. ``[z_v0 ; z_a0]``) and the pairs at ``num_positions`` random clip
+positions ``t in [1, T]`` (``[y_vt ; y_at]`` resp. ``[z_vt ; z_at]``), and its
+loss is ``BCE(summary pairs) + BCE(position pairs)``, each the mean over its
+pairs (the two terms of Eq. 7).  Matched pairs (label 1) come from the same
+video; mismatched pairs (label 0) pair the visual side of video ``b`` with the
+audio side of video ``perm[b]``, ``perm`` a derangement of the batch
+(:func:`make_derangement`), so there are as many mismatched as matched pairs
+and no video is paired with itself.
+
+Contract with the algorithm (the head cannot run the Transformers):
+
+1. draw ``perm = make_derangement(B, generator)``;
+2. run the unimodal Transformers once, giving ``y_v``, ``y_a``;
+3. run the multimodal Transformer ONCE on the batch concatenation of the
+   matched inputs ``[w_v(b) ; w_a(b)]`` and the mismatched inputs
+   ``[w_v(b) ; w_a(perm[b])]`` (``2B`` sequences), and split the output into
+   ``z`` (first ``B``) and ``z_neg`` (last ``B``);
+4. call ``loss(y_v, y_a, z, z_neg, perm)``.  The unimodal mismatched pairs
+   are formed here from ``y_v`` and ``y_a[perm]``: the unimodal Transformers
+   see one modality each, so pairing their outputs needs no extra pass.
+
+At a position ``t`` a mismatched pair uses the same ``t`` on both sides, so
+the two classes differ in the videos only, never in the time index.
+"""
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from avtoolkit.registry import MODELS
+
+__all__ = ['CPPHead', 'make_derangement', 'sample_positions']
+
+_CLASSIFIERS = ('uni', 'multi')
+
+
+def make_derangement(n: int,
+                     generator: Optional[torch.Generator] = None,
+                     device: Union[str, torch.device, None] = None) -> Tensor:
+    """A random permutation of ``range(n)`` without fixed points.
+
+    A uniformly random permutation ``s`` and a shift ``k`` uniform in
+    ``[1, n - 1]`` give ``perm[s[i]] = s[(i + k) mod n]``: no element maps to
+    itself because ``k`` is not a multiple of ``n``.  (The result is uniform
+    over the permutations whose cycles all have the length ``n / gcd(n, k)``,
+    not over all derangements; any derangement balances the CPP classes.)
+
+    Args:
+        n: the batch size, at least 2.
+        generator: optional ``torch.Generator``.
+        device: device of the result (default: the generator's, else CPU).
+
+    Returns:
+        ``LongTensor[n]``.
+    """
+    if n < 2:
+        raise ValueError(f'a derangement needs at least 2 elements, got {n}')
+    gen_device = generator.device if generator is not None else (
+        device if device is not None else 'cpu')
+    order = torch.randperm(n, generator=generator, device=gen_device)
+    shift = torch.randint(1, n, (1, ), generator=generator, device=gen_device)
+    perm = torch.empty_like(order)
+    perm[order] = order[(torch.arange(n, device=gen_device) + shift) % n]
+    return perm.to(gen_device if device is None else device)
+
+
+def sample_positions(batch_size: int,
+                     seq_len: int,
+                     num_positions: int,
+                     generator: Optional[torch.Generator] = None,
+                     device: Union[str, torch.device, None] = None) -> Tensor:
+    """Distinct random clip positions per sequence, in ``[1, seq_len]``.
+
+    Returns:
+        ``LongTensor[batch_size, num_positions]`` (Transformer positions, so
+        BOS = 0 is excluded).
+    """
+    if not 0 <= num_positions <= seq_len:
+        raise ValueError(f'num_positions={num_positions} must lie in '
+                         f'[0, {seq_len}]')
+    gen_device = generator.device if generator is not None else (
+        device if device is not None else 'cpu')
+    scores = torch.rand((batch_size, seq_len), generator=generator,
+                        device=gen_device)
+    pos = scores.topk(num_positions, dim=1).indices + 1
+    return pos.to(gen_device if device is None else device)
+
+
+def _classifier(in_channels: int, hidden_channels: Optional[int]) -> nn.Module:
+    if hidden_channels is None:
+        return nn.Linear(in_channels, 1)
+    return nn.Sequential(
+        nn.Linear(in_channels, hidden_channels), nn.GELU(),
+        nn.Linear(hidden_channels, 1))
+
+
+@MODELS.register_module()
+class CPPHead(BaseModule):
+    """Two binary pair classifiers, unimodal and multimodal.
+
+    Args:
+        in_channels: ``D``, width of one Transformer output (default 768); a
+            classifier reads ``2D`` features.
+        hidden_channels: width of the hidden layer of each classifier (default
+            768): ``Linear(2D, H) -> GELU -> Linear(H, 1)``.  ``None`` makes a
+            single ``Linear(2D, 1)``.  The paper does not specify it.  A hidden
+            layer is the default because a linear score of ``[y_v ; y_a]`` is
+            ``u.y_v + w.y_a``, a sum of one term per side: matched and
+            mismatched unimodal pairs share their per-side distributions, so
+            such a score cannot tell them apart; the classifier needs an
+            interaction between the two sides.
+        num_positions: random positions per sequence (default 2, the paper's);
+            0 keeps only the summary term (the ablation of appendix B.4).
+            Positions are distinct within a sequence.
+        classifiers: which of ``'uni'``, ``'multi'`` to build (default both;
+            a late-fusion model has no multimodal Transformer).
+        loss_weight: factor on both losses (the paper's ``alpha``, default
+            1.0).
+        init_cfg: mmengine initialisation config (default ``None``: PyTorch's
+            default ``nn.Linear`` initialisation).
+    """
+
+    def __init__(self,
+                 in_channels: int = 768,
+                 hidden_channels: Optional[int] = 768,
+                 num_positions: int = 2,
+                 classifiers: Tuple[str, ...] = _CLASSIFIERS,
+                 loss_weight: float = 1.0,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        classifiers = tuple(classifiers)
+        if (not classifiers or set(classifiers) - set(_CLASSIFIERS)
+                or len(set(classifiers)) != len(classifiers)):
+            raise ValueError(f'classifiers must be distinct entries of '
+                             f'{_CLASSIFIERS}, got {classifiers}')
+        if num_positions < 0:
+            raise ValueError(f'num_positions must be >= 0, got '
+                             f'{num_positions}')
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.num_positions = num_positions
+        self.classifiers = classifiers
+        self.loss_weight = loss_weight
+        self.heads = nn.ModuleDict({
+            c: _classifier(2 * in_channels, hidden_channels)
+            for c in classifiers
+        })
+
+    @staticmethod
+    def _pairs(vis: Tensor, aud: Tensor, positions: Tensor) -> Tensor:
+        """``[vis_0 ; aud_0]`` and ``[vis_t ; aud_t]`` at ``positions``.
+
+        ``vis``, ``aud``: ``Tensor[B, T + 1, D]`` (BOS first);
+        ``positions``: ``LongTensor[B, P]``.  Returns ``Tensor[B, 1 + P, 2D]``,
+        the summary pair first.
+        """
+        idx = torch.cat([positions.new_zeros((positions.shape[0], 1)),
+                         positions], dim=1)
+        idx = idx.unsqueeze(-1).expand(-1, -1, vis.shape[-1])
+        return torch.cat([vis.gather(1, idx), aud.gather(1, idx)], dim=-1)
+
+    def _classify(self, name: str, matched: Tensor,
+                  mismatched: Tensor) -> Tuple[Tensor, Tensor]:
+        """Loss and accuracy of one classifier.
+
+        ``matched``, ``mismatched``: ``Tensor[B, 1 + P, 2D]``.
+        """
+        logits = self.heads[name](torch.stack([matched, mismatched]))
+        logits = logits.squeeze(-1).float()  # (2, B, 1 + P)
+        labels = torch.zeros_like(logits)
+        labels[0] = 1.0
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            per_pair = F.binary_cross_entropy_with_logits(
+                logits, labels, reduction='none')
+        loss = per_pair[:, :, 0].mean()
+        if logits.shape[-1] > 1:
+            loss = loss + per_pair[:, :, 1:].mean()
+        acc = ((logits > 0).float() == labels).float().mean()
+        return loss, acc
+
+    def loss(self,
+             y_v: Optional[Tensor] = None,
+             y_a: Optional[Tensor] = None,
+             z: Optional[Tensor] = None,
+             z_neg: Optional[Tensor] = None,
+             perm: Optional[Tensor] = None,
+             positions: Optional[Tensor] = None,
+             generator: Optional[torch.Generator] = None
+             ) -> Dict[str, Tensor]:
+        """CPP losses and accuracies (see the module docstring's contract).
+
+        Args:
+            y_v, y_a: unimodal Transformer outputs, ``Tensor[B, T + 1, D]``
+                each, BOS first (needed by ``'uni'``).
+            z: multimodal output on the matched inputs, ``Tensor[B, 2T + 2,
+                D]`` = ``[z_v0 .. z_vT ; z_a0 .. z_aT]`` (needed by
+                ``'multi'``).
+            z_neg: multimodal output on the mismatched inputs ``[w_v(b) ;
+                w_a(perm[b])]``, ``Tensor[B, 2T + 2, D]`` (needed by
+                ``'multi'``).
+            perm: ``LongTensor[B]``, the derangement used for ``z_neg``; it
+                also forms the unimodal mismatched pairs ``[y_v ;
+                y_a[perm]]``.  Drawn here when ``None``, which is only
+                consistent if ``'multi'`` is not computed.
+            positions: ``LongTensor[B, num_positions]`` in ``[1, T]``; drawn
+                with :func:`sample_positions` when ``None``.  Matched and
+                mismatched pairs of sequence ``b`` use the same positions, and
+                both classifiers use them.
+            generator: optional generator for ``perm`` and ``positions``.
+
+        Returns:
+            ``loss_cpp_uni``/``loss_cpp_multi`` (float32 scalars,
+            ``loss_weight`` applied) and ``acc_cpp_uni``/``acc_cpp_multi``
+            (fraction of all matched and mismatched pairs, summary and
+            positions, classified right: logit > 0 means "same video"), for
+            the classifiers of the head.
+        """
+        ref = y_v if 'uni' in self.classifiers else z
+        if ref is None:
+            raise ValueError("the 'uni' classifier needs y_v and y_a, the "
+                             "'multi' classifier z and z_neg")
+        batch = ref.shape[0]
+        seq_len = ref.shape[1] - 1 if ref is y_v else ref.shape[1] // 2 - 1
+        if 'multi' in self.classifiers:
+            if z is None or z_neg is None:
+                raise ValueError("the 'multi' classifier needs z and z_neg")
+            if z.shape != z_neg.shape or z.shape[1] != 2 * seq_len + 2:
+                raise ValueError(
+                    f'z {tuple(z.shape)} and z_neg {tuple(z_neg.shape)} must '
+                    f'both be [B, 2T + 2, D] with T = {seq_len}')
+            if perm is None:
+                raise ValueError("perm is required with the 'multi' "
+                                 'classifier: it must be the derangement '
+                                 'that produced z_neg')
+        if perm is None:
+            perm = make_derangement(batch, generator, ref.device)
+        if positions is None:
+            positions = sample_positions(batch, seq_len, self.num_positions,
+                                         generator, ref.device)
+        if tuple(positions.shape) != (batch, self.num_positions):
+            raise ValueError(f'positions must be [{batch}, '
+                             f'{self.num_positions}], got '
+                             f'{tuple(positions.shape)}')
+        perm = perm.to(ref.device)
+        positions = positions.to(ref.device)
+        out = {}
+        if 'uni' in self.classifiers:
+            if y_a is None or y_a.shape != y_v.shape:
+                raise ValueError('y_v and y_a must both be [B, T + 1, D]')
+            matched = self._pairs(y_v, y_a, positions)
+            mismatched = self._pairs(y_v, y_a[perm], positions)
+            loss, acc = self._classify('uni', matched, mismatched)
+            out['loss_cpp_uni'] = loss * self.loss_weight
+            out['acc_cpp_uni'] = acc.detach()
+        if 'multi' in self.classifiers:
+            half = seq_len + 1
+            matched = self._pairs(z[:, :half], z[:, half:], positions)
+            mismatched = self._pairs(z_neg[:, :half], z_neg[:, half:],
+                                     positions)
+            loss, acc = self._classify('multi', matched, mismatched)
+            out['loss_cpp_multi'] = loss * self.loss_weight
+            out['acc_cpp_multi'] = acc.detach()
+        return out
