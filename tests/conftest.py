@@ -29,3 +29,29 @@ def real_media_dir():
 def _register_modules():
     from avtoolkit.utils import register_all_modules
     register_all_modules(init_default_scope=True)
+
+
+@pytest.fixture(scope='session')
+def synthetic_av_dir(tmp_path_factory):
+    """A small synthetic audio-visual dataset, generated once per session.
+
+    12 videos x 4 s, 64x64 frames at 16 fps, 16 kHz mono AAC audio, 4
+    classes; 8 videos in ``train_list.txt`` and 4 in ``val_list.txt`` (one
+    per class).  Layout as described in docs/data_preparation.md; returns
+    the folder as a str.
+    """
+    from avtoolkit.datasets.synthetic import generate_synthetic_av
+    out_dir = str(tmp_path_factory.mktemp('synthetic_av') / 'data')
+    generate_synthetic_av(
+        out_dir,
+        num_videos=12,
+        seconds=4,
+        num_classes=4,
+        seed=0,
+        height=64,
+        width=64,
+        fps=16,
+        sample_rate=16000,
+        val_fraction=0.25,
+        verbose=False)
+    return out_dir
