@@ -1,0 +1,106 @@
+"""Typed outputs of the audio-visual encoder.
+
+:class:`AVOutputs` is a plain dataclass of tensors (and one tuple of
+strings), so it passes through ``torch.compile`` and
+``DistributedDataParallel`` (which looks for tensors inside dataclasses to find
+the parameters that took part in the forward pass).  Every field is an
+``__init__`` argument, as ``dataclasses.replace`` (used by DDP and
+:meth:`AVOutputs.apply`) requires.
+
+Shapes, with B the batch size, T the number of clips and D the model width:
+
+* ``x_v``, ``x_a``: (B, T, D) clip embeddings from the CNNs, before masking.
+* ``y_v``, ``y_a``: (B, T+1, D) outputs of the visual / audio Transformer;
+  index 0 is the BOS (summary) output, index t the output of clip t.
+* ``z``: (B, H*(T+1), D) output of the multimodal Transformer, the halves in
+  the order of ``z_modalities`` (H of them): normally the visual half (BOS
+  at 0) then the audio half (BOS at T+1), i.e. (B, 2T+2, D).
+* ``mask``: (B, T) bool, True where the clip input was replaced by the mask
+  embedding (the same clips in both modalities).
+* ``padding_mask``: (B, T) bool, True where a clip is padding.
+"""
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+from torch import Tensor
+
+MODALITIES = ('visual', 'audio')
+
+
+@dataclass
+class AVOutputs:
+    """Embeddings produced by the CNNs and the Transformers of AVBERT.
+
+    Fields that a configuration does not produce are ``None``: ``y_v``/``y_a``
+    with early fusion, ``z`` with late fusion, everything of a modality whose
+    input was not given.
+    """
+
+    x_v: Optional[Tensor] = None
+    x_a: Optional[Tensor] = None
+    y_v: Optional[Tensor] = None
+    y_a: Optional[Tensor] = None
+    z: Optional[Tensor] = None
+    mask: Optional[Tensor] = None
+    padding_mask: Optional[Tensor] = None
+    z_modalities: Tuple[str, ...] = MODALITIES
+
+    def _z_half(self, modality: str) -> Optional[Tensor]:
+        if self.z is None or modality not in self.z_modalities:
+            return None
+        num_halves = len(self.z_modalities)
+        length = self.z.shape[1]
+        if length % num_halves != 0:
+            raise ValueError(f'z of length {length} cannot be split into '
+                             f'{num_halves} halves {self.z_modalities}')
+        half = length // num_halves
+        index = self.z_modalities.index(modality)
+        return self.z[:, index * half:(index + 1) * half]
+
+    @property
+    def z_v(self) -> Optional[Tensor]:
+        """(B, T+1, D) visual half of ``z`` (BOS at 0), or None."""
+        return self._z_half('visual')
+
+    @property
+    def z_a(self) -> Optional[Tensor]:
+        """(B, T+1, D) audio half of ``z`` (BOS at 0), or None."""
+        return self._z_half('audio')
+
+    @property
+    def summary_unimodal(self) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        """(B, D) BOS outputs of the visual and audio Transformers."""
+        return (None if self.y_v is None else self.y_v[:, 0],
+                None if self.y_a is None else self.y_a[:, 0])
+
+    @property
+    def summary_multimodal(self) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        """(B, D) BOS outputs of the two halves of the multimodal output."""
+        z_v, z_a = self.z_v, self.z_a
+        return (None if z_v is None else z_v[:, 0],
+                None if z_a is None else z_a[:, 0])
+
+    @property
+    def num_clips(self) -> int:
+        """T, the number of clips per sequence."""
+        for name in ('x_v', 'x_a'):
+            value = getattr(self, name)
+            if value is not None:
+                return value.shape[1]
+        for name in ('y_v', 'y_a'):
+            value = getattr(self, name)
+            if value is not None:
+                return value.shape[1] - 1
+        if self.z is not None:
+            return self.z.shape[1] // len(self.z_modalities) - 1
+        raise ValueError('AVOutputs holds no tensor to read T from')
+
+    def apply(self, fn: Callable[[Tensor], Tensor]) -> 'AVOutputs':
+        """A copy with ``fn`` applied to every tensor field (e.g. detach)."""
+        changes = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Tensor):
+                changes[field.name] = fn(value)
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,6 @@
+# Fusion ablation (Sec. 3.1): late fusion, a visual and an audio Transformer of
+# 2L = 12 layer applications each and no multimodal Transformer.  Sharing as
+# in the paper's model (two factorisation groups).
+_base_ = ['../k700_mid_part.py']
+
+model = dict(neck=dict(fusion='late'))
