@@ -1,1 +1,12 @@
 # Modules of this family are imported here so that they register.
+from .audio_transforms import (AudioMask, AudioNormalize, LogMelSpectrogram,
+                               frames_for_samples, samples_for_frames)
+from .av_decoding import AVDecode, AVInit, AVSampleClips, MediaReader
+from .formatting import PackAVInputs
+from .video_transforms import VideoNormalize
+
+__all__ = [
+    'AVInit', 'AVSampleClips', 'AVDecode', 'MediaReader', 'LogMelSpectrogram',
+    'AudioNormalize', 'AudioMask', 'frames_for_samples', 'samples_for_frames',
+    'VideoNormalize', 'PackAVInputs'
+]

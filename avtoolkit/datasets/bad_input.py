@@ -1,0 +1,371 @@
+"""What to do with media that cannot give a sample: one policy for all
+loaders.
+
+Kinds of bad input and where they are detected
+----------------------------------------------
+=====================  =====================================================
+reason                 raised by
+=====================  =====================================================
+``unreadable``         the container cannot be opened (missing, empty,
+                       corrupt header, index at the end of a cut file)
+``no_video``           no video stream where the pipeline needs one
+``no_audio``           no audio stream where the pipeline needs one
+``unknown_duration``   neither the streams nor the container declare a length
+``too_short``          the usable span is shorter than the requested clips
+                       (with ``short_policy='error'`` of ``AVSampleClips``)
+``truncated``          decoding stopped before the requested frames/samples
+                       although the header declared them
+``decode_error``       the decoder failed on the data (corrupt packets)
+``bad_timestamps``     frames without usable timestamps
+``unreadable_shard``   a tar shard could not be opened or read to the end
+``pipeline_error``     any other exception raised while preparing a sample
+=====================  =====================================================
+
+Odd frame rates (variable, fractional, very low), multichannel audio and
+unusual sample rates are *not* bad inputs: frames are chosen by their
+timestamps and audio is downmixed and resampled while decoding.
+
+The policy
+----------
+:class:`BadInputPolicy` has two modes:
+
+* ``'skip'`` (default for training): the sample is dropped, counted by reason
+  and replaced by another one.  The dropped sample's record (reason, file,
+  message) travels to the main process inside the *next sample that is
+  returned*, in its ``data_samples.metainfo['bad_inputs']`` (a list, empty
+  when nothing was skipped).  This works across DataLoader worker processes
+  without shared state: every record reaches the main process exactly once
+  (a record is lost only if a worker is killed before returning another
+  sample, or if no valid sample follows it before the end of an iterable
+  epoch; the worker-local counts are also logged by the worker itself, see
+  below).  ``max_retries`` consecutive failures raise
+  :class:`TooManyBadInputs` so that a broken configuration (every sample
+  failing) stops the job instead of spinning.
+* ``'raise'`` (default for evaluation): the first bad input raises
+  :class:`BadInputError` whose message names the file.
+
+Nothing is ever replaced by zeros.
+
+Counting in the main process
+----------------------------
+An engine hook aggregates the records.  :func:`collect_bad_inputs` pulls them
+out of a collated batch (works with ``pseudo_collate`` and
+``default_collate``); :class:`BadInputCounter` keeps counts by reason, keeps
+the first few file names of each reason, sums across ranks
+(:meth:`BadInputCounter.all_reduce`), formats a log line and dumps JSON.  A
+hook should
+
+1. in ``after_train_iter`` / ``after_val_iter`` / ``after_test_iter``: call
+   ``counter.update(collect_bad_inputs(data_batch))``;
+2. every ``interval`` iterations, if anything was counted since the last
+   report: log ``counter.format()`` and write ``counter.as_scalars()`` into
+   the message hub (``bad_input/<reason>``);
+3. in ``after_train`` / ``after_val_epoch`` / ``after_test_epoch``: call
+   ``counter.all_reduce()`` (all ranks), log the totals on rank 0 and dump
+   them with ``counter.dump(work_dir/'bad_inputs.json')``.
+
+Worker-side logging
+-------------------
+Each process also keeps :data:`LOCAL_COUNTER`, a process-local counter that
+the datasets update when they skip.  It logs a summary every ``log_interval``
+skips (``0`` disables it), so that counts appear in the log even without the
+hook; those lines are per process, the hook's totals are the job's.
+"""
+import json
+import logging
+import os
+import traceback
+from collections import Counter, OrderedDict
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from mmengine.logging import print_log
+
+REASONS = ('unreadable', 'no_video', 'no_audio', 'unknown_duration',
+           'too_short', 'truncated', 'decode_error', 'bad_timestamps',
+           'unreadable_shard', 'pipeline_error')
+
+MODES = ('skip', 'raise')
+
+# Key of the list of skip records in a sample's metainfo.
+META_KEY = 'bad_inputs'
+
+
+class BadInputError(Exception):
+    """A media file (or shard) cannot give the requested sample.
+
+    Args:
+        reason: one of :data:`REASONS`.
+        source: the file name, URL or ``shard:key`` of the input.
+        detail: a human-readable explanation.
+    """
+
+    def __init__(self, reason: str, source: str, detail: str = ''):
+        if reason not in REASONS:
+            raise ValueError(f'unknown bad-input reason {reason!r}; '
+                             f'expected one of {REASONS}')
+        self.reason = reason
+        self.source = str(source)
+        self.detail = detail
+        super().__init__(f'{reason}: {self.source}' +
+                         (f' ({detail})' if detail else ''))
+
+    def __reduce__(self):
+        # Exceptions cross process boundaries (DataLoader workers, pools).
+        return (self.__class__, (self.reason, self.source, self.detail))
+
+    def record(self) -> dict:
+        """A small picklable record of this failure."""
+        return dict(reason=self.reason, source=self.source,
+                    detail=self.detail[:300])
+
+
+class TooManyBadInputs(RuntimeError):
+    """Raised when ``max_retries`` samples in a row were bad."""
+
+
+def as_bad_input(exc: BaseException, source: str) -> BadInputError:
+    """Turn any exception raised while preparing ``source`` into a
+    :class:`BadInputError` (kept as is when it already is one)."""
+    if isinstance(exc, BadInputError):
+        return exc
+    detail = f'{type(exc).__name__}: {exc}'
+    return BadInputError('pipeline_error', source, detail)
+
+
+class BadInputCounter:
+    """Counts of bad inputs by reason, with a few example sources each.
+
+    Args:
+        max_examples: how many source names to keep per reason.
+    """
+
+    def __init__(self, max_examples: int = 5):
+        self.max_examples = max_examples
+        self.counts: Counter = Counter()
+        self.examples: Dict[str, List[str]] = {}
+        self._reported_total = 0
+
+    @property
+    def total(self) -> int:
+        return int(sum(self.counts.values()))
+
+    def add(self, reason: str, source: str = '') -> None:
+        self.counts[reason] += 1
+        examples = self.examples.setdefault(reason, [])
+        if source and len(examples) < self.max_examples \
+                and source not in examples:
+            examples.append(source)
+
+    def update(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Add records (dicts with ``reason`` and ``source``); returns how
+        many were added."""
+        n = 0
+        for rec in records:
+            self.add(rec['reason'], rec.get('source', ''))
+            n += 1
+        return n
+
+    def merge(self, other: 'BadInputCounter') -> None:
+        for reason, count in other.counts.items():
+            self.counts[reason] += count
+            for src in other.examples.get(reason, []):
+                examples = self.examples.setdefault(reason, [])
+                if len(examples) < self.max_examples and src not in examples:
+                    examples.append(src)
+
+    def all_reduce(self) -> None:
+        """Sum the counts over all ranks (no-op when not distributed).
+
+        Every rank must call it.  Examples are gathered too (up to
+        ``max_examples`` per reason)."""
+        from mmengine.dist import all_gather_object, get_world_size
+        if get_world_size() <= 1:
+            return
+        states = all_gather_object(self.state_dict())
+        merged = BadInputCounter(self.max_examples)
+        for state in states:
+            part = BadInputCounter(self.max_examples)
+            part.load_state_dict(state)
+            merged.merge(part)
+        self.counts, self.examples = merged.counts, merged.examples
+
+    def state_dict(self) -> dict:
+        return dict(counts=dict(self.counts), examples=dict(self.examples))
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.counts = Counter(state.get('counts', {}))
+        self.examples = {k: list(v)
+                         for k, v in state.get('examples', {}).items()}
+
+    def as_scalars(self, prefix: str = 'bad_input/') -> Dict[str, int]:
+        """``{'bad_input/<reason>': count, 'bad_input/total': n}``."""
+        out = OrderedDict((prefix + r, int(c))
+                          for r, c in sorted(self.counts.items()))
+        out[prefix + 'total'] = self.total
+        return out
+
+    def format(self) -> str:
+        if not self.counts:
+            return 'bad inputs: none'
+        parts = [f'{r}={c}' for r, c in sorted(self.counts.items())]
+        lines = [f'bad inputs: {self.total} skipped ({", ".join(parts)})']
+        for reason in sorted(self.examples):
+            if self.examples[reason]:
+                lines.append(f'  {reason}: e.g. '
+                             + ', '.join(self.examples[reason]))
+        return '\n'.join(lines)
+
+    def dump(self, path: str) -> None:
+        """Write the counts and examples as JSON (atomically)."""
+        data = dict(total=self.total, **self.state_dict())
+        tmp = f'{path}.tmp-{os.getpid()}'
+        with open(tmp, 'w') as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+
+    def has_news(self) -> bool:
+        """True if the total grew since the last call."""
+        news = self.total != self._reported_total
+        self._reported_total = self.total
+        return news
+
+
+# The counter of this process (one per DataLoader worker, one in the main
+# process); datasets update it whenever they skip a sample.
+LOCAL_COUNTER = BadInputCounter()
+
+
+class BadInputPolicy:
+    """How a dataset treats a sample that failed.
+
+    Args:
+        mode: ``'skip'`` (drop, count, take another sample) or ``'raise'``
+            (raise :class:`BadInputError` naming the file).
+        max_retries: in ``'skip'`` mode, the number of consecutive failures
+            after which :class:`TooManyBadInputs` is raised.
+        log_interval: log this process's counts every ``log_interval`` skips
+            (0: never).
+        log_traceback: also log the traceback of ``pipeline_error`` failures
+            (the first one of each exception type), which are more often bugs
+            than bad media.
+        counter: the counter to update (default: :data:`LOCAL_COUNTER`).
+    """
+
+    def __init__(self, mode: str = 'skip', max_retries: int = 50,
+                 log_interval: int = 100, log_traceback: bool = True,
+                 counter: Optional[BadInputCounter] = None):
+        if mode not in MODES:
+            raise ValueError(f'bad-input mode must be one of {MODES}, '
+                             f'got {mode!r}')
+        if int(max_retries) < 1:
+            raise ValueError(f'max_retries must be >= 1, got {max_retries}')
+        self.mode = mode
+        self.max_retries = int(max_retries)
+        self.log_interval = int(log_interval)
+        self.log_traceback = log_traceback
+        self.counter = counter if counter is not None else LOCAL_COUNTER
+        self._traced_types = set()
+
+    @classmethod
+    def build(cls, cfg, test_mode: bool = False) -> 'BadInputPolicy':
+        """From ``None`` (defaults: skip in training, raise in test mode), a
+        mode string, a dict of arguments or a policy instance."""
+        if isinstance(cfg, BadInputPolicy):
+            return cfg
+        if cfg is None:
+            return cls(mode='raise' if test_mode else 'skip')
+        if isinstance(cfg, str):
+            return cls(mode=cfg)
+        if isinstance(cfg, Mapping):
+            cfg = dict(cfg)
+            cfg.setdefault('mode', 'raise' if test_mode else 'skip')
+            return cls(**cfg)
+        raise TypeError(f'bad_input must be None, a mode string, a dict or a '
+                        f'BadInputPolicy, got {type(cfg).__name__}')
+
+    @property
+    def skips(self) -> bool:
+        return self.mode == 'skip'
+
+    def handle(self, exc: BaseException, source: str) -> dict:
+        """Deal with one failure of ``source``.
+
+        Raises the :class:`BadInputError` in ``'raise'`` mode; in ``'skip'``
+        mode counts it and returns its record.
+        """
+        err = as_bad_input(exc, source)
+        if not self.skips:
+            if err is exc:
+                raise err
+            raise err from exc
+        if err.reason == 'pipeline_error' and self.log_traceback:
+            key = type(exc).__name__
+            if key not in self._traced_types:
+                self._traced_types.add(key)
+                print_log(
+                    f'Skipping {source}: unexpected {key} while preparing '
+                    'the sample (further ones are only counted):\n' +
+                    ''.join(traceback.format_exception(
+                        type(exc), exc, exc.__traceback__)),
+                    logger='current', level=logging.WARNING)
+        self.counter.add(err.reason, err.source)
+        if self.log_interval > 0 \
+                and self.counter.total % self.log_interval == 0:
+            print_log(f'[pid {os.getpid()}] ' + self.counter.format(),
+                      logger='current', level=logging.WARNING)
+        return err.record()
+
+    def too_many(self, records: Sequence[dict]) -> TooManyBadInputs:
+        reasons = Counter(r['reason'] for r in records)
+        last = records[-1] if records else {}
+        return TooManyBadInputs(
+            f'{len(records)} consecutive samples failed ({dict(reasons)}); '
+            f'last: {last.get("source")}: {last.get("detail")}. Check the '
+            'data and the pipeline configuration.')
+
+
+def attach_records(sample: dict, records: Sequence[dict]) -> dict:
+    """Store skip records in the metainfo of ``sample['data_samples']``.
+
+    Samples without a ``data_samples`` element (pipelines that do not pack)
+    get a top-level ``bad_inputs`` key instead.
+    """
+    records = list(records)
+    data_sample = sample.get('data_samples') if isinstance(sample,
+                                                           dict) else None
+    if data_sample is not None and hasattr(data_sample, 'set_metainfo'):
+        data_sample.set_metainfo({META_KEY: records})
+    elif isinstance(sample, dict):
+        sample[META_KEY] = records
+    return sample
+
+
+def collect_bad_inputs(data_batch: Any) -> List[dict]:
+    """The skip records carried by a collated batch (or a list of samples).
+
+    Understands batches from ``pseudo_collate`` / ``default_collate``
+    (``{'inputs': ..., 'data_samples': [DataSample, ...]}``) and lists of
+    sample dicts.
+    """
+    records: List[dict] = []
+    if isinstance(data_batch, Mapping):
+        samples = data_batch.get('data_samples')
+        if samples is not None:
+            if not isinstance(samples, (list, tuple)):
+                samples = [samples]
+            for ds in samples:
+                recs = ds.metainfo.get(META_KEY) if hasattr(
+                    ds, 'metainfo') else None
+                if recs:
+                    records.extend(recs)
+        top = data_batch.get(META_KEY)
+        if top:
+            for item in top:
+                if isinstance(item, Mapping):
+                    records.append(dict(item))
+                elif isinstance(item, (list, tuple)):
+                    records.extend(dict(r) for r in item)
+    elif isinstance(data_batch, (list, tuple)):
+        for sample in data_batch:
+            records.extend(collect_bad_inputs(sample))
+    return records

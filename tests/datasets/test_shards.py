@@ -1,0 +1,224 @@
+"""build_shards: probing, re-encoding, membership, resuming, refusing."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from av_test_media import (burst_onsets, flash_frames,  # noqa: E402
+                           write_list, write_marker_avi, write_marker_video)
+
+from avtoolkit.datasets import AVWebDataset  # noqa: E402
+from avtoolkit.datasets.shards import build_shards  # noqa: E402
+from avtoolkit.datasets.transforms import (AVDecode, AVInit,  # noqa: E402
+                                           AVSampleClips, MediaReader)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def inputs(tmp_path_factory):
+    from avtoolkit.datasets.synthetic import write_broken_inputs
+    root = tmp_path_factory.mktemp('shard_inputs')
+    write_marker_video(str(root / 'a.mp4'), duration=3.0)
+    write_marker_video(str(root / 'b.mp4'), duration=3.0, fps=30,
+                       sample_rate=48000, channels=2, size=(160, 120))
+    write_marker_avi(str(root / 'c.avi'), duration=3.0)
+    broken = write_broken_inputs(str(root / 'broken'))
+    lines = ['a.mp4 0', 'broken/no_audio.mp4 1', 'b.mp4 1',
+             'broken/short.mp4 0', 'c.avi 2', 'broken/empty.mp4 1',
+             'missing.mp4 0']
+    lst = write_list(str(root / 'list.txt'), lines)
+    assert osp.exists(broken['short'])
+    return dict(root=str(root), list=lst, lines=lines)
+
+
+def tar_members(path):
+    with tarfile.open(path) as t:
+        return {m.name: t.extractfile(m).read() for m in t.getmembers()}
+
+
+EXPECTED_SKIPS = {1: 'no_audio', 3: 'too_short', 5: 'unreadable',
+                  6: 'unreadable'}
+
+
+def test_original_bytes_membership_and_report(inputs, tmp_path):
+    out = str(tmp_path / 'orig')
+    report = build_shards(inputs['list'], out, shard_size=2, progress=False,
+                          min_duration=1.0)
+    assert report['num_inputs'] == 7 and report['num_samples'] == 3
+    assert report['num_shards'] == 4
+    assert {s['index']: s['reason'] for s in report['skipped']} == \
+        EXPECTED_SKIPS
+    assert json.load(open(osp.join(out, 'report.json')))['num_samples'] == 3
+    index = json.load(open(osp.join(out, 'index.json')))
+    assert [s['num_samples'] for s in index['shards']] == [1, 1, 1, 0]
+    # entry i goes to shard i // 2, under key i, with its original bytes
+    for i, line in enumerate(inputs['lines']):
+        if i in EXPECTED_SKIPS:
+            continue
+        path, label = line.split()
+        ext = path.rsplit('.', 1)[1]
+        members = tar_members(osp.join(out, f'shard-{i // 2:06d}.tar'))
+        with open(osp.join(inputs['root'], path), 'rb') as f:
+            assert members[f'{i:09d}.{ext}'] == f.read()
+        meta = json.loads(members[f'{i:09d}.json'])
+        assert meta['source'] == path and meta['label'] == int(label)
+    record = json.load(open(osp.join(out, 'shard-000000.tar.json')))
+    assert record['keys'] == ['000000000']
+    assert record['skipped'][0]['reason'] == 'no_audio'
+
+
+def test_reencoded_shards_are_small_synchronised(inputs, tmp_path):
+    out = str(tmp_path / 'small')
+    report = build_shards(inputs['list'], out, shard_size=3, reencode=True,
+                          progress=False, min_duration=1.0)
+    assert report['num_samples'] == 3
+    ds = AVWebDataset(out, pipeline=[], shuffle_buffer=0)
+    records = list(ds)
+    assert [r['key'] for r in records] == ['000000000', '000000002',
+                                           '000000004']
+    for rec in records:
+        reader = MediaReader(rec['video_bytes'], name=rec['key'])
+        assert reader.fps == 16 and min(reader.width, reader.height) == 128
+        assert reader.width % 2 == 0
+        assert (reader.sample_rate, reader.channels) == (16000, 1)
+        assert abs(reader.duration - 3.0) < 0.1
+        keys = [f.key_frame for _, f in reader.iter_video_frames()]
+        assert [i for i, k in enumerate(keys) if k] == list(
+            range(0, len(keys), 16))  # one key frame per second
+
+    # decoding from the shards keeps audio and video aligned
+    np.random.seed(0)
+    checked = 0
+    for rec in records:
+        for _ in range(3):
+            res = dict(video_bytes=rec['video_bytes'], filename=rec['key'])
+            for t in (AVInit(), AVSampleClips(num_clips=2, frames_per_clip=32,
+                                              jitter=0.3), AVDecode()):
+                res = t(res)
+            flashes = flash_frames(res['imgs']).reshape(2, 32)
+            for c in range(2):
+                s = res['clip_starts'][c]
+                onsets = burst_onsets(res['audio'][c], 16000)
+                if not flashes[c].any() or not onsets or onsets[0] < 0.01:
+                    continue
+                # The flash starts in (first - 1/32, first]; re-encoding to
+                # 16 fps moves it by less than one output frame (1/16 s).
+                # The AVI source is itself 15 ms out (AVI timing vs MP3
+                # encoder delay): allow one source frame more there.
+                first = s + (np.argmax(flashes[c]) + 0.5) / 32
+                lag = first - (s + onsets[0])
+                extra = 1 / 25 if rec['key'] == '000000004' else 0.0
+                assert -3e-3 - extra < lag < 1 / 16 + 1 / 32 + extra, (
+                    rec['key'], s, lag)
+                checked += 1
+    assert checked >= 3
+
+
+def test_resume_after_interruption(inputs, tmp_path):
+    out = str(tmp_path / 'resume')
+    build_shards(inputs['list'], out, shard_size=2, progress=False)
+    names = [f'shard-{k:06d}.tar' for k in range(4)]
+    mtimes = {n: os.stat(osp.join(out, n)).st_mtime_ns for n in names}
+    with open(osp.join(out, 'index.json')) as f:
+        index = json.load(f)
+    # simulate an interrupted run: one finished shard lost, one whose
+    # record was never written, stale temporary files left behind
+    os.remove(osp.join(out, names[1]))
+    os.remove(osp.join(out, names[3] + '.json'))
+    stale = ['.shard-000002.tar.tmp-12345', '.index.json.tmp-77']
+    for name in stale:
+        with open(osp.join(out, name), 'wb') as f:
+            f.write(b'partial')
+    report = build_shards(inputs['list'], out, shard_size=2, progress=False)
+    assert report['resumed'] is True
+    assert report['shards_built'] == [names[1], names[3]]
+    assert report['shards_reused'] == [names[0], names[2]]
+    for n in (names[0], names[2]):
+        assert os.stat(osp.join(out, n)).st_mtime_ns == mtimes[n]
+    assert not any(osp.exists(osp.join(out, n)) for n in stale)
+    with open(osp.join(out, 'index.json')) as f:
+        assert json.load(f) == index
+    again = build_shards(inputs['list'], out, shard_size=2, progress=False)
+    assert again['shards_built'] == []
+
+
+def test_refuses_other_list_or_options(inputs, tmp_path):
+    out = tmp_path / 'guarded'
+    build_shards(inputs['list'], str(out), shard_size=2, progress=False)
+    (out / 'notes.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match='different list or'):
+        build_shards(inputs['list'], str(out), shard_size=4, progress=False)
+    other = write_list(str(tmp_path / 'other.txt'),
+                       [osp.join(inputs['root'], 'a.mp4')])
+    with pytest.raises(FileExistsError):
+        build_shards(other, str(out), shard_size=2, progress=False)
+    report = build_shards(inputs['list'], str(out), shard_size=4,
+                          overwrite=True, progress=False)
+    assert report['num_shards'] == 2
+    assert sorted(n for n in os.listdir(out) if n.endswith('.tar')) == [
+        'shard-000000.tar', 'shard-000001.tar']
+    assert (out / 'notes.txt').read_text() == 'mine'
+    foreign = tmp_path / 'foreign'
+    foreign.mkdir()
+    (foreign / 'shard-000000.tar').write_bytes(b'someone else')
+    with pytest.raises(FileExistsError, match='not written by this tool'):
+        build_shards(inputs['list'], str(foreign), progress=False)
+    assert (foreign / 'shard-000000.tar').read_bytes() == b'someone else'
+
+
+def test_cli_with_workers(inputs, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        'build_shards_tool', osp.join(REPO, 'tools', 'data',
+                                      'build_shards.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = str(tmp_path / 'cli')
+    args = ['--list', inputs['list'], '--out', out, '--shard-size', '2',
+            '--workers', '2', '--reencode', '--no-progress',
+            '--min-duration', '1']
+    assert tool.main(args) == 0
+    text = capsys.readouterr().out
+    assert '3 of 7 inputs in 4 shards' in text and 'no_audio' in text
+    assert tool.main(args + ['--json']) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report['shards_built'] == [] and report['num_samples'] == 3
+    assert tool.main(['--list', inputs['list'], '--out', out,
+                      '--shard-size', '3', '--no-progress']) == 2
+
+
+def test_benchmark_smoke(tmp_path):
+    """The data benchmark runs end to end on a tiny setting, and its
+    whole-video baseline picks the same frames and audio as AVDecode."""
+    from avtoolkit.datasets.benchmark import (WholeVideoDecode,
+                                              format_summary,
+                                              generate_videos, run_benchmark)
+    summary = run_benchmark(num_videos=1, duration=31.0, width=96,
+                            height=64, fps=16, sample_rate=22050, rounds=1,
+                            work_dir=str(tmp_path), verbose=False)
+    for name in ('shards', 'raw_segments', 'raw_whole'):
+        res = summary['results'][name]
+        assert res['output_shapes'] == {'video': [30, 3, 32, 112, 112],
+                                        'audio': [30, 1, 128, 220]}
+        assert res['cpu_s_per_sample'] > 0
+    assert 'vs (c)' in format_summary(summary)
+
+    path = generate_videos(str(tmp_path / 'videos'), 1)[0]  # reused file
+    np.random.seed(0)
+    res = {'filename': path}
+    for t in (AVInit(), AVSampleClips(num_clips=3, frames_per_clip=8)):
+        res = t(res)
+    res.pop('av_reader').close()
+    whole = WholeVideoDecode(16000)(dict(res))
+    res['av_reader'] = MediaReader(path)
+    seg = AVDecode(sample_rate=16000)(res)
+    assert whole['imgs'].shape == seg['imgs'].shape
+    assert np.abs(whole['imgs'].astype(int) - seg['imgs']).mean() < 2.0
+    assert np.corrcoef(whole['audio'].ravel(), seg['audio'].ravel())[0,
+                                                                     1] > 0.9
