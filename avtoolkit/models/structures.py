@@ -18,6 +18,9 @@ Shapes, with B the batch size, T the number of clips and D the model width:
 * ``mask``: (B, T) bool, True where the clip input was replaced by the mask
   embedding (the same clips in both modalities).
 * ``padding_mask``: (B, T) bool, True where a clip is padding.
+* ``z_mismatched``: (B, 2T+2, D) multimodal output on mismatched pairs, the
+  visual half of video b with the audio half of video ``perm[b]`` (only when
+  the neck is called with ``mismatch_perm``; used by correct pair prediction).
 """
 import dataclasses
 from dataclasses import dataclass
@@ -45,6 +48,7 @@ class AVOutputs:
     mask: Optional[Tensor] = None
     padding_mask: Optional[Tensor] = None
     z_modalities: Tuple[str, ...] = MODALITIES
+    z_mismatched: Optional[Tensor] = None
 
     def _z_half(self, modality: str) -> Optional[Tensor]:
         if self.z is None or modality not in self.z_modalities:

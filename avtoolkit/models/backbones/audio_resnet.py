@@ -88,8 +88,9 @@ class AudioResNet(BaseModule):
     (rounding up) by the product of the stem stride and the stage strides.
 
     Args:
-        depth (int): 50, 101 or 152 (bottleneck blocks per stage (3, 4, 6, 3),
-            (3, 4, 23, 3) or (3, 8, 36, 3)). Defaults to 50.
+        depth (int): 14, 26, 50, 101 or 152 (bottleneck blocks per stage
+            (1, 1, 1, 1), (2, 2, 2, 2), (3, 4, 6, 3), (3, 4, 23, 3) or
+            (3, 8, 36, 3)). Defaults to 50, the paper's.
         in_channels (int): Channels of the input spectrogram. Defaults to 1.
         base_channels (int): Width of the stem and of the first stage's
             bottleneck; stage ``i`` (0-based) has width ``base_channels * 2**i``
@@ -124,7 +125,11 @@ class AudioResNet(BaseModule):
             weight 1 / bias 0 in :meth:`init_weights`. Defaults to None.
     """
 
+    # Bottleneck blocks per stage.  14 and 26 are shallow variants for tests
+    # and CPU demos; 50 is the paper's.
     arch_settings = {
+        14: (1, 1, 1, 1),
+        26: (2, 2, 2, 2),
         50: (3, 4, 6, 3),
         101: (3, 4, 23, 3),
         152: (3, 8, 36, 3),

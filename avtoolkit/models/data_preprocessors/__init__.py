@@ -1,1 +1,3 @@
-# Modules of this family are imported here so that they register.
+from .av_data_preprocessor import AVDataPreprocessor
+
+__all__ = ['AVDataPreprocessor']

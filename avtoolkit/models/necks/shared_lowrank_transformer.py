@@ -606,7 +606,8 @@ class SharedLowRankTransformer(BaseModule):
                 x_v: Optional[Tensor] = None,
                 x_a: Optional[Tensor] = None,
                 mask: Optional[Tensor] = None,
-                padding_mask: Optional[Tensor] = None) -> AVOutputs:
+                padding_mask: Optional[Tensor] = None,
+                mismatch_perm: Optional[Tensor] = None) -> AVOutputs:
         """Contextualise the clip embeddings.
 
         Args:
@@ -616,6 +617,12 @@ class SharedLowRankTransformer(BaseModule):
                 embedding of its modality (same clips in both modalities).
             padding_mask: (B, T) bool, True at padding clips, which no position
                 attends to.
+            mismatch_perm: (B,) long, a permutation of the batch.  When given
+                (mid and early fusion, both modalities), the multimodal
+                Transformer also runs on the mismatched sequences
+                ``[w_v(b) ; w_a(perm[b])]``, in the same batched call as the
+                matched ones (2B sequences), and their output is returned as
+                ``z_mismatched``.
 
         Returns:
             :class:`AVOutputs` with ``y_v``/``y_a`` (B, T+1, D) (mid, late) and
@@ -637,9 +644,20 @@ class SharedLowRankTransformer(BaseModule):
         mm_runs = []
         if 'multimodal' in self.roles:
             mm_runs = self._runs(('multimodal', ))
+        if mismatch_perm is not None:
+            if not mm_runs or len(modalities) != 2:
+                raise ValueError('mismatch_perm needs a multimodal '
+                                 'Transformer (mid or early fusion) and both '
+                                 'modalities')
+            if mismatch_perm.shape != (batch, ) or mismatch_perm.dtype != \
+                    torch.long:
+                raise ValueError('mismatch_perm must be a LongTensor of shape '
+                                 f'(B,) = ({batch},)')
+        mm_batch = batch * (2 if mismatch_perm is not None else 1)
         factors = self.prepare_factors(
             [(g, batch * seq_len) for _, g, _, _ in unimodal_runs] +
-            [(g, batch * seq_len * len(modalities)) for _, g, _, _ in mm_runs])
+            [(g, mm_batch * seq_len * len(modalities))
+             for _, g, _, _ in mm_runs])
 
         tokens = {
             m: self.embeddings[f'{m}_tokens'](x, mask)
@@ -675,8 +693,24 @@ class SharedLowRankTransformer(BaseModule):
             mm_pad = None
             if seq_pad is not None:
                 mm_pad = torch.cat([seq_pad] * len(modalities), dim=1)
-            out.z = self.transformers[key](w.unsqueeze(0), factors, groups,
-                                           mm_pad).squeeze(0)
+            if mismatch_perm is not None:
+                # The multimodal embedding is per token, so permuting the
+                # embedded audio half equals embedding the permuted y_a.
+                w = torch.cat([
+                    w,
+                    torch.cat([w[:, :seq_len], w[mismatch_perm, seq_len:]],
+                              dim=1)
+                ])
+                if mm_pad is not None:
+                    mm_pad = torch.cat([
+                        mm_pad,
+                        torch.cat([seq_pad, seq_pad[mismatch_perm]], dim=1)
+                    ])
+            z = self.transformers[key](w.unsqueeze(0), factors, groups,
+                                       mm_pad).squeeze(0)
+            out.z = z[:batch]
+            if mismatch_perm is not None:
+                out.z_mismatched = z[batch:]
         return out
 
     def extra_repr(self) -> str:

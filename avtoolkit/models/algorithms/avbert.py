@@ -1,0 +1,169 @@
+"""The AVBERT pretraining algorithm: encoder + MEP and CPP objectives."""
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from avtoolkit.models.heads.cpp_head import make_derangement
+from avtoolkit.models.heads.masking import MaskGenerator
+from avtoolkit.models.heads.mep_head import strip_multimodal_bos
+from avtoolkit.models.samplers.negative_samplers import gather_sequences
+from avtoolkit.models.structures import AVOutputs
+from avtoolkit.registry import MODELS, NEGATIVE_SAMPLERS
+
+from .avbert_encoder import AVBERTEncoder
+
+# MEP streams and CPP classifiers each fusion mode can train.
+_FUSION_OBJECTIVES = {
+    'mid': (('v', 'a', 'av'), ('uni', 'multi')),
+    'early': (('av', ), ('multi', )),
+    'late': (('v', 'a'), ('uni', )),
+}
+
+
+@MODELS.register_module()
+class AVBERT(AVBERTEncoder):
+    """Self-supervised pretraining of AVBERT (paper section 2.1).
+
+    One training step:
+
+    1. the CNNs embed every clip: ``x_v``, ``x_a`` (B, T, D);
+    2. ``mask_generator`` picks the masked clip positions (B, T), the same in
+       both modalities (appendix B.3);
+    3. the neck contextualises the masked sequences; with a multimodal CPP
+       classifier it also runs the multimodal Transformer on the mismatched
+       pairs ``[w_v(b) ; w_a(perm[b])]`` in the same batched call, ``perm`` a
+       derangement of the batch;
+    4. the sampler draws K negatives per clip from the detached CNN
+       embeddings of the mini-batch (one call per modality);
+    5. ``mep_head`` returns ``loss_mep_{v,a,av}`` and ``cpp_head``
+       ``loss_cpp_{uni,multi}``, with accuracies ``acc_*``.
+
+    mmengine sums every ``loss*`` entry; the paper's balance ``alpha`` is
+    ``cpp_head.loss_weight`` (default 1).  Accuracies are logged, not summed.
+
+    Args:
+        neck, visual_backbone, audio_backbone, data_preprocessor, init_cfg:
+            as :class:`AVBERTEncoder` (both backbones are required).
+        sampler: config of a negative sampler (``NEGATIVE_SAMPLERS``).
+        mep_head: config of ``MEPHead``; its ``streams`` must be ones the
+            fusion produces (mid: v, a, av; early: av; late: v, a).
+        cpp_head: config of ``CPPHead`` or None to train MEP only.
+        mask_generator: arguments of :class:`MaskGenerator` (ratio 0.15,
+            ``mode='fixed'``, at least one masked clip per sequence).
+    """
+
+    def __init__(self,
+                 neck: dict,
+                 visual_backbone: dict,
+                 audio_backbone: dict,
+                 sampler: dict,
+                 mep_head: dict,
+                 cpp_head: Optional[dict] = None,
+                 mask_generator: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if visual_backbone is None or audio_backbone is None:
+            raise ValueError('AVBERT pretraining needs both a visual and an '
+                             'audio backbone')
+        super().__init__(
+            neck=neck,
+            visual_backbone=visual_backbone,
+            audio_backbone=audio_backbone,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.sampler = NEGATIVE_SAMPLERS.build(sampler)
+        self.mep_head = MODELS.build(mep_head)
+        self.cpp_head = MODELS.build(cpp_head) if cpp_head else None
+        self.mask_generator = MaskGenerator(**(mask_generator or {}))
+        fusion = self.neck.fusion
+        streams, classifiers = _FUSION_OBJECTIVES[fusion]
+        extra = set(self.mep_head.streams) - set(streams)
+        if extra:
+            raise ValueError(
+                f'{fusion} fusion has no output for MEP streams '
+                f'{sorted(extra)}; set mep_head.streams to a subset of '
+                f'{streams}')
+        if self.cpp_head is not None:
+            extra = set(self.cpp_head.classifiers) - set(classifiers)
+            if extra:
+                raise ValueError(
+                    f'{fusion} fusion has no output for CPP classifiers '
+                    f'{sorted(extra)}; set cpp_head.classifiers to a subset '
+                    f'of {classifiers}')
+
+    @property
+    def _needs_mismatched_pass(self) -> bool:
+        return self.cpp_head is not None and \
+            'multi' in self.cpp_head.classifiers
+
+    def forward_pretrain(self,
+                         video: Tensor,
+                         audio: Tensor,
+                         mask: Optional[Tensor] = None,
+                         perm: Optional[Tensor] = None
+                         ) -> Tuple[AVOutputs, Optional[Tensor]]:
+        """CNNs and Transformers of one training step.
+
+        Args:
+            video: (B, T, C, F, H, W); audio: (B, T, 1, mel, frames).
+            mask: (B, T) bool masked positions; drawn when None.
+            perm: (B,) derangement for the mismatched multimodal pass; drawn
+                when None and a multimodal CPP classifier exists.
+
+        Returns:
+            ``(outputs, perm)``: :class:`AVOutputs` with the unmasked
+            ``x_v``/``x_a``, the outputs of the masked pass, ``mask`` and, if
+            needed, ``z_mismatched``; and the permutation used (or None).
+        """
+        x_v = self._encode('video', self.visual_backbone, video)
+        x_a = self._encode('audio', self.audio_backbone, audio)
+        batch, length = x_v.shape[:2]
+        if mask is None:
+            mask = self.mask_generator(batch, length, device=x_v.device)
+        if self.cpp_head is not None and batch < 2:
+            raise ValueError('correct pair prediction needs at least two '
+                             'sequences per batch (mismatched pairs come '
+                             'from other videos of the batch)')
+        if self.cpp_head is not None and perm is None:
+            perm = make_derangement(batch, device=x_v.device)
+        mismatch = perm if self._needs_mismatched_pass else None
+        outputs = self.neck(x_v, x_a, mask=mask, mismatch_perm=mismatch)
+        return outputs, perm
+
+    def loss(self, inputs: Dict[str, Tensor], data_samples=None,
+             mask: Optional[Tensor] = None,
+             padding_mask: Optional[Tensor] = None,
+             **kwargs) -> Dict[str, Tensor]:
+        """Every MEP and CPP term (weighted) and their accuracies."""
+        if padding_mask is not None:
+            raise ValueError('AVBERT pretraining takes fixed-length '
+                             'sequences; padding_mask is not supported')
+        missing = [k for k in ('video', 'audio') if k not in inputs]
+        if missing:
+            raise ValueError(f'AVBERT pretraining needs inputs {missing}')
+        out, perm = self.forward_pretrain(inputs['video'], inputs['audio'],
+                                          mask)
+        losses = self.mep_loss(out)
+        if self.cpp_head is not None:
+            losses.update(
+                self.cpp_head.loss(
+                    y_v=out.y_v, y_a=out.y_a, z=out.z,
+                    z_neg=out.z_mismatched, perm=perm))
+        return losses
+
+    def mep_loss(self, out: AVOutputs) -> Dict[str, Tensor]:
+        """MEP terms of the masked pass ``out`` (negatives drawn here)."""
+        targets = {'v': out.x_v, 'a': out.x_a}
+        negatives = {'v': self.sampler(out.x_v), 'a': self.sampler(out.x_a)}
+        pools = None
+        if self.sampler.gather_across_ranks:
+            pools = {m: gather_sequences(x)[0] for m, x in targets.items()}
+        predictions = {}
+        if out.y_v is not None:
+            predictions['v'] = out.y_v[:, 1:]
+            predictions['a'] = out.y_a[:, 1:]
+        if out.z is not None:
+            predictions['av'] = strip_multimodal_bos(out.z)
+        return self.mep_head.loss(targets, predictions, out.mask, negatives,
+                                  pools)
