@@ -60,6 +60,39 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def prepare_data(cfg: Config, poll_seconds: float = 2.0,
+                 timeout: float = 3600.0) -> None:
+    """Generate the synthetic dataset a config asks for, if it is absent.
+
+    A config with ``synthetic_data = dict(out_dir=..., num_videos=..., ...)``
+    (arguments of :func:`avtoolkit.datasets.synthetic.generate_synthetic_av`)
+    gets its data made before the Runner builds any dataset.  The generator
+    skips a complete dataset with the same parameters.  In a multi-process
+    run the process with ``LOCAL_RANK`` 0 generates and the others wait for
+    its ``summary.json``.
+    """
+    import os
+    import os.path as osp
+    import time
+    spec = cfg.get('synthetic_data')
+    if not spec:
+        return
+    from avtoolkit.datasets.synthetic import generate_synthetic_av
+    spec = dict(spec)
+    out_dir = spec.pop('out_dir')
+    if int(os.environ.get('LOCAL_RANK', 0)) == 0:
+        generate_synthetic_av(out_dir, **spec)
+        return
+    summary = osp.join(out_dir, 'summary.json')
+    waited = 0.0
+    while not osp.isfile(summary):
+        if waited > timeout:
+            raise TimeoutError(f'no synthetic dataset at {out_dir} after '
+                               f'{timeout:.0f} s')
+        time.sleep(poll_seconds)
+        waited += poll_seconds
+
+
 def build_runner(cfg: Config) -> Runner:
     if 'runner_type' in cfg:
         from avtoolkit.registry import RUNNERS
@@ -71,6 +104,7 @@ def main(argv: Optional[List[str]] = None) -> Runner:
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
     cfg = merge_args(load_config(args), args)
+    prepare_data(cfg)
     prepare_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
     print_log(f'work dir: {cfg.work_dir}', logger='current',

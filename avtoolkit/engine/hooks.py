@@ -79,8 +79,8 @@ class ParamGroupLrHook(Hook):
 
     priority = 'BELOW_NORMAL'
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None):
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None):
+        # Same moment as RuntimeInfoHook's ``lr``: the rate this step uses.
         wrapper = runner.optim_wrapper
         wrappers = wrapper.optim_wrappers.values() if hasattr(
             wrapper, 'optim_wrappers') else [wrapper]
@@ -132,3 +132,217 @@ class ThroughputHook(Hook):
         if size and elapsed > 0:
             runner.message_hub.update_scalar(
                 'train/samples_per_s', size * get_world_size() / elapsed)
+
+
+@HOOKS.register_module()
+class ProbeHook(Hook):
+    """Linear and k-NN probes of the frozen features during pretraining.
+
+    Extracts features of two labelled sets (``train_dataloader`` fits the
+    probes, ``val_dataloader`` scores them) with the model in eval mode and
+    logs the accuracies, so a user sees representation quality rise and not
+    only the loss fall.  The probes run before training (the architecture
+    with its random initial weights: the baseline), every ``interval``
+    iterations if set, and after training, where both are printed side by
+    side.
+
+    Args:
+        train_dataloader, val_dataloader: dataloader configs of labelled
+            sequences (``inputs`` dict and data samples with ``gt_labels``).
+        features: names from :data:`avtoolkit.evaluation.features.FEATURES`.
+        main_feature: the feature of the headline line (default the first).
+        interval: iterations between probes during training (None: only
+            before and after).
+        knn_k: neighbours of the k-NN probe.
+        linear_weight_decay: L2 penalty of the linear probe.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, train_dataloader: dict, val_dataloader: dict,
+                 features: Sequence[str] = ('x_mean', 'z_summary'),
+                 main_feature: Optional[str] = None,
+                 interval: Optional[int] = None, knn_k: int = 10,
+                 linear_weight_decay: float = 1e-3):
+        from avtoolkit.evaluation.features import FEATURES
+        unknown = set(features) - set(FEATURES)
+        if unknown or not features:
+            raise ValueError(f'features must be among {FEATURES}, got '
+                             f'{features}')
+        self.loader_cfgs = dict(train=train_dataloader, val=val_dataloader)
+        self.features = tuple(features)
+        self.main_feature = main_feature or self.features[0]
+        if self.main_feature not in self.features:
+            raise ValueError('main_feature must be one of features')
+        self.interval = interval
+        self.knn_k = knn_k
+        self.linear_weight_decay = linear_weight_decay
+        self._loaders = {}
+        self.baseline = None
+        self.results = {}
+
+    def _extract(self, runner, split: str):
+        from mmengine.dist import all_gather_object, is_distributed
+        from mmengine.model import is_model_wrapper
+
+        from avtoolkit.evaluation.features import pool_features
+        if split not in self._loaders:
+            self._loaders[split] = runner.build_dataloader(
+                self.loader_cfgs[split])
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        was_training = model.training
+        model.eval()
+        rows = []
+        with torch.no_grad():
+            for data in self._loaders[split]:
+                data = model.data_preprocessor(data, False)
+                inputs = data['inputs']
+                out = model.extract_feat(inputs.get('video'),
+                                         inputs.get('audio'))
+                pooled = {name: pool_features(out, name).float().cpu()
+                          for name in self.features}
+                for i, sample in enumerate(data['data_samples']):
+                    label = sample.gt_labels.item if hasattr(
+                        sample, 'gt_labels') else sample.gt_label
+                    rows.append((sample.metainfo.get('sample_idx', len(rows)),
+                                 int(torch.as_tensor(label).reshape(-1)[0]),
+                                 {k: v[i] for k, v in pooled.items()}))
+        model.train(was_training)
+        if is_distributed():
+            gathered = all_gather_object(rows)
+            rows = {r[0]: r for part in gathered for r in part}
+            rows = [rows[k] for k in sorted(rows)]
+        labels = torch.tensor([r[1] for r in rows])
+        feats = {k: torch.stack([r[2][k] for r in rows])
+                 for k in self.features}
+        return feats, labels
+
+    def _probe(self, runner) -> dict:
+        from avtoolkit.evaluation.probes import knn_probe, linear_probe
+        train_x, train_y = self._extract(runner, 'train')
+        val_x, val_y = self._extract(runner, 'val')
+        num_classes = int(max(train_y.max(), val_y.max())) + 1
+        results = {}
+        for name in self.features:
+            lin = linear_probe(train_x[name], train_y, val_x[name], val_y,
+                               num_classes=num_classes,
+                               weight_decay=self.linear_weight_decay)
+            knn = knn_probe(train_x[name], train_y, val_x[name], val_y,
+                            k=self.knn_k, num_classes=num_classes)
+            results[f'{name}/linear_top1'] = lin['top1']
+            results[f'{name}/knn_top1'] = knn['top1']
+        return results
+
+    def _log(self, runner, tag: str, results: dict) -> None:
+        text = '  '.join(f'{k}: {v:.3f}' for k, v in results.items())
+        runner.logger.info(f'probe ({tag}, iteration {runner.iter}): {text}')
+        runner.visualizer.add_scalars(
+            {f'probe/{k}': v for k, v in results.items()}, step=runner.iter)
+
+    def before_train(self, runner) -> None:
+        self.baseline = self._probe(runner)
+        self._log(runner, 'initial weights', self.baseline)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        if self.interval and self.every_n_train_iters(runner, self.interval) \
+                and runner.iter + 1 < runner.max_iters:
+            self._log(runner, 'training', self._probe(runner))
+
+    def after_train(self, runner) -> None:
+        self.results = self._probe(runner)
+        self._log(runner, 'trained', self.results)
+        key = f'{self.main_feature}/linear_top1'
+        summary = (f'linear probe on "{self.main_feature}" features: '
+                   f'pretrained {self.results[key]:.3f} vs random weights '
+                   f'{self.baseline[key]:.3f} '
+                   f'({self.results[key] - self.baseline[key]:+.3f})')
+        runner.logger.info(summary)
+        runner.message_hub.update_info('probe_summary', dict(
+            pretrained=self.results, random_init=self.baseline))
+        if runner.rank == 0:
+            import json
+            import os.path as osp
+            with open(osp.join(runner.work_dir, 'probe_results.json'),
+                      'w') as f:
+                json.dump(dict(pretrained=self.results,
+                               random_init=self.baseline,
+                               iteration=runner.iter), f, indent=2)
+
+
+@HOOKS.register_module()
+class BadInputLoggerHook(Hook):
+    """Count, log and save the inputs the datasets skipped.
+
+    Datasets following :class:`avtoolkit.datasets.bad_input.BadInputPolicy`
+    replace a bad sample by another and attach a record of the skip to the
+    sample they return (``metainfo['bad_inputs']``), which is how counts made
+    in dataloader worker processes reach the main process.  This hook adds
+    them up per mode, logs the counts (with example file names) every
+    ``interval`` iterations when they grew, writes them to the visualizer
+    backends, keeps the training counts in the message hub (so they survive
+    a resume) and, at the end of training/validation/testing, sums them over
+    all ranks and writes ``WORK_DIR/bad_inputs_<mode>.json``.
+
+    Args:
+        interval: iterations between log lines (only when counts grew).
+    """
+
+    priority = 'BELOW_NORMAL'
+
+    def __init__(self, interval: int = 50):
+        from avtoolkit.datasets.bad_input import BadInputCounter
+        self.interval = interval
+        self.counters = {m: BadInputCounter() for m in ('train', 'val',
+                                                         'test')}
+
+    def before_train(self, runner) -> None:
+        state = runner.message_hub.get_info('bad_input_counts', None)
+        if state:
+            self.counters['train'].load_state_dict(state)
+
+    def _after_iter(self, runner, mode: str, batch_idx: int, data_batch,
+                    step: int) -> None:
+        from avtoolkit.datasets.bad_input import collect_bad_inputs
+        counter = self.counters[mode]
+        if not counter.update(collect_bad_inputs(data_batch)):
+            return
+        if mode == 'train':
+            runner.message_hub.update_info('bad_input_counts',
+                                           counter.state_dict())
+        if (batch_idx + 1) % self.interval == 0 and counter.has_news():
+            runner.logger.warning(f'[{mode}] {counter.format()}')
+            runner.visualizer.add_scalars(
+                counter.as_scalars(f'{mode}/bad_input/'), step=step)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        self._after_iter(runner, 'train', runner.iter, data_batch,
+                         runner.iter + 1)
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None,
+                       outputs=None) -> None:
+        self._after_iter(runner, 'val', batch_idx, data_batch, runner.iter)
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None,
+                        outputs=None) -> None:
+        self._after_iter(runner, 'test', batch_idx, data_batch, runner.iter)
+
+    def _finish(self, runner, mode: str) -> None:
+        import os.path as osp
+        counter = self.counters[mode]
+        counter.all_reduce()  # collective: every rank calls it
+        if runner.rank != 0:
+            return
+        runner.logger.info(f'[{mode}] final {counter.format()}')
+        counter.dump(osp.join(runner.work_dir, f'bad_inputs_{mode}.json'))
+
+    def after_train(self, runner) -> None:
+        self._finish(runner, 'train')
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._finish(runner, 'val')
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._finish(runner, 'test')

@@ -346,21 +346,19 @@ def test_pack_collate_and_preprocess(markers):
     assert stacked['inputs']['video'].shape == (2, 3, 3, 8, 56, 56)
     assert stacked['inputs']['audio'].shape == (2, 3, 1, 128, 220)
     assert len(stacked['data_samples']) == 2
-    # uint8 video normalised by mmaction's data preprocessors on device
+    # uint8 video normalised by the data preprocessor on the device
     from avtoolkit.registry import MODELS
     mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
-    pre = MODELS.build(dict(
-        type='MultiModalDataPreprocessor', preprocessors=dict(
-            video=dict(type='ActionDataPreprocessor', mean=mean, std=std,
-                       format_shape='NCTHW'),
-            audio=dict(type='ActionDataPreprocessor',
-                       format_shape='NCHW'))))
-    out = pre(batch)
-    v = out['inputs']['video']
-    assert v.shape == (2, 3, 3, 8, 56, 56) and v.dtype == torch.float32
+    pre = MODELS.build(dict(type='AVDataPreprocessor', video_mean=mean,
+                            video_std=std))
     ref = (batch['inputs']['video'][1].float() - torch.tensor(mean).view(
         3, 1, 1, 1)) / torch.tensor(std).view(3, 1, 1, 1)
-    assert torch.allclose(v[1], ref, atol=1e-5)
+    for collated in (batch, stacked):
+        out = pre(collated)
+        v = out['inputs']['video']
+        assert v.shape == (2, 3, 3, 8, 56, 56) and v.dtype == torch.float32
+        assert torch.allclose(v[1], ref, atol=1e-5)
+        assert out['inputs']['audio'].shape == (2, 3, 1, 128, 220)
 
 
 def test_transforms_registered():

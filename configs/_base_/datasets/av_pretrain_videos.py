@@ -70,11 +70,7 @@ val_pipeline = [
 ]
 
 av_data_preprocessor = dict(
-    type='MultiModalDataPreprocessor',
-    preprocessors=dict(
-        video=dict(type='ActionDataPreprocessor', mean=video_mean,
-                   std=video_std, format_shape='NCTHW'),
-        audio=dict(type='ActionDataPreprocessor', format_shape='NCHW')))
+    type='AVDataPreprocessor', video_mean=video_mean, video_std=video_std)
 
 train_dataloader = dict(
     batch_size=4,

@@ -17,7 +17,7 @@
 # Per sample: inputs['video'] uint8 (30, 3, 32, 112, 112) and
 # inputs['audio'] float32 (30, 1, 128, 220).  The video is normalised on the
 # device by the model's data preprocessor: use `av_data_preprocessor` below as
-# model.data_preprocessor (mmaction2's MultiModalDataPreprocessor), which
+# model.data_preprocessor (avtoolkit's AVDataPreprocessor), which
 # stacks the batch to (B, 30, 3, 32, 112, 112) and (B, 30, 1, 128, 220).
 
 data_root = 'data/kinetics700/'
@@ -57,11 +57,7 @@ train_pipeline = [
 ]
 
 av_data_preprocessor = dict(
-    type='MultiModalDataPreprocessor',
-    preprocessors=dict(
-        video=dict(type='ActionDataPreprocessor', mean=video_mean,
-                   std=video_std, format_shape='NCTHW'),
-        audio=dict(type='ActionDataPreprocessor', format_shape='NCHW')))
+    type='AVDataPreprocessor', video_mean=video_mean, video_std=video_std)
 
 train_dataloader = dict(
     batch_size=4,

@@ -34,6 +34,7 @@ custom_hooks = [
     dict(type='NonFiniteLossHook'),
     dict(type='ParamGroupLrHook'),
     dict(type='ThroughputHook'),
+    dict(type='BadInputLoggerHook', interval=50),
 ]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=5_000, by_epoch=False,
