@@ -15,3 +15,8 @@ _base_ = [
 
 model = dict(data_preprocessor={{_base_.av_data_preprocessor}})
 train_dataloader = dict(batch_size=4)
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=5_000, by_epoch=False,
+                    max_keep_ckpts=5),
+    logger=dict(type='LoggerHook', interval=50))
+log_processor = dict(by_epoch=False)

@@ -168,7 +168,9 @@ def test_with_clip_sequence_encoder_and_backward():
 def test_paper_model_config_builds(repo_root):
     cfg = Config.fromfile(
         osp.join(repo_root, 'configs/_base_/models/avbert_mid_part.py'))
-    assert cfg.model.type == 'AVBERTEncoder'
+    # the paper model is the pretraining algorithm, a subclass of the encoder
+    assert cfg.model.type == 'AVBERT'
+    assert cfg.model.sampler.type == 'CANSSampler'
     assert cfg.model.visual_backbone.type == 'ClipSequenceEncoder'
     assert cfg.model.audio_backbone.type == 'ClipSequenceEncoder'
     assert cfg.model.neck.share_transformers == 'part'

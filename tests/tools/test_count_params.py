@@ -33,7 +33,7 @@ def _load_tool(repo_root):
 @pytest.mark.parametrize('config,expected', sorted(REFERENCE.items()))
 def test_reference_transformer_counts(repo_root, config, expected):
     counts = count_parameters_from_config(osp.join(repo_root, config))
-    assert counts['model'] == 'AVBERTEncoder'
+    assert counts['model'] == 'AVBERT'
     assert counts['transformer_layers'] == expected
     assert counts['neck']['transformers'] == expected
     modules = counts['modules']
@@ -42,6 +42,8 @@ def test_reference_transformer_counts(repo_root, config, expected):
     # The CNNs are built too and counted apart.
     assert modules['visual_backbone'] > 1_000_000
     assert modules['audio_backbone'] > 1_000_000
+    # and the pretraining heads
+    assert modules['mep_head'] > 0 and modules['cpp_head'] > 0
     assert counts['total'] == sum(modules.values())
 
 

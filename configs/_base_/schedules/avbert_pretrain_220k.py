@@ -36,8 +36,3 @@ custom_hooks = [
     dict(type='ThroughputHook'),
     dict(type='BadInputLoggerHook', interval=50),
 ]
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=5_000, by_epoch=False,
-                    max_keep_ckpts=5),
-    logger=dict(type='LoggerHook', interval=50))
-log_processor = dict(by_epoch=False)
