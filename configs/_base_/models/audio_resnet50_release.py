@@ -7,19 +7,7 @@
 # Per clip: (1, 80, 128) -> (1024, 5, 8) -> pooled 1024
 # -> Linear + LayerNorm -> 768.
 # Input of the encoder: (B, T, 1, n_mels, T_a); output: (B, T, 768).
+_base_ = ['./audio_resnet50.py']
+
 audio_backbone = dict(
-    type='ClipSequenceEncoder',
-    cnn=dict(
-        type='AudioResNet',
-        depth=50,
-        in_channels=1,
-        base_channels=32,
-        stem_type='separable',
-        stem_kernel=9,
-        stem_stride=1,
-        strides=(2, 2, 2, 2)),
-    feat_dim=1024,
-    embed_dim=768,
-    clip_chunk_size=None,
-    with_cp=False,
-    clip_ndim=3)
+    cnn=dict(stem_type='separable', strides=(2, 2, 2, 2)))
