@@ -207,7 +207,9 @@ class BaseNegativeSampler:
     def num_outputs(self, pool_size: int, seq_len: int) -> int:
         """``K`` returned for a flattened pool of ``pool_size`` rows."""
         if self.num_negatives is None:
-            raise NotImplementedError
+            raise TypeError(f'{type(self).__name__} needs num_negatives; '
+                            'only samplers that define "all candidates" '
+                            'accept None')
         return self.num_negatives
 
     def __repr__(self) -> str:
@@ -231,7 +233,8 @@ class BaseNegativeSampler:
         Returns:
             ``LongTensor[C, K]`` rows of ``pool``.
         """
-        raise NotImplementedError
+        raise TypeError(f'{type(self).__name__} is a base class: a sampler '
+                        'must define _sample_chunk')
 
     def _take(self, keys: Tensor, k: int, n_valid: int) -> Tensor:
         """The ``k`` largest keys per row, following ``on_small_pool``.
