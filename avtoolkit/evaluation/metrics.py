@@ -223,9 +223,75 @@ def _check_topk(topk: Union[int, Sequence[int]]) -> Tuple[int, ...]:
     return topk
 
 
+# ------------------------------------------------- views grouped per video
+class _PerVideoMetric(BaseMetric):
+    """Shared part of metrics whose samples are views of videos.
+
+    Holds the field names (``video_key``, ``score_key``, ``label_key``) and
+    the optional ``num_views`` check; :meth:`_read_score` reads one view's
+    score vector and :meth:`_stack_views` validates the stored results and
+    groups their labels per video.
+    """
+
+    def __init__(self, video_key: str, num_views: Optional[int],
+                 score_key: Optional[str], label_key: Optional[str],
+                 collect_device: str, prefix: Optional[str]) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if num_views is not None and (not isinstance(num_views, int)
+                                      or num_views < 1):
+            raise ValueError('num_views must be None or a positive int, got '
+                             f'{num_views!r}')
+        self.video_key = video_key
+        self.num_views = num_views
+        self.score_key = score_key
+        self.label_key = label_key
+
+    def _read_score(self, sample: Mapping) -> Tensor:
+        return _to_vector(
+            _read_field(sample, self.score_key, _SCORE_KEYS, 'score'),
+            'pred_score')
+
+    def _stack_views(self, results: List[dict]
+                     ) -> Tuple[Tensor, Dict[Hashable, Any]]:
+        """``(scores (N, C), {video id: label})`` after checking that score
+        vectors agree in length and are finite, that the views of a video
+        share one label, and (if set) that every video has ``num_views``."""
+        if not results:
+            raise ValueError(f'{type(self).__name__} got no results to '
+                             'evaluate')
+        num_classes = results[0]['score'].numel()
+        for r in results:
+            if r['score'].numel() != num_classes:
+                raise ValueError('all score vectors must have the same length;'
+                                 f' got {num_classes} and '
+                                 f'{r["score"].numel()}')
+        scores = torch.stack([r['score'] for r in results])     # (N, C)
+        if not torch.isfinite(scores).all():
+            raise ValueError('scores contain NaN or infinity')
+        label_of: Dict[Hashable, Any] = {}
+        views_of: Dict[Hashable, int] = {}
+        for r in results:
+            vid = r['video']
+            known = label_of.setdefault(vid, r['label'])
+            same = torch.equal(known, r['label']) if isinstance(
+                known, Tensor) else known == r['label']
+            if not same:
+                raise ValueError(f'video {vid!r} has views with different '
+                                 f'labels ({known} and {r["label"]})')
+            views_of[vid] = views_of.get(vid, 0) + 1
+        if self.num_views is not None:
+            wrong = {v: n for v, n in views_of.items() if n != self.num_views}
+            if wrong:
+                shown = dict(list(wrong.items())[:5])
+                raise ValueError(
+                    f'{len(wrong)} video(s) do not have num_views='
+                    f'{self.num_views} views, e.g. {shown}')
+        return scores, label_of
+
+
 # ------------------------------------------------------------ single label
 @METRICS.register_module()
-class MultiViewAccuracy(BaseMetric):
+class MultiViewAccuracy(_PerVideoMetric):
     """Top-k accuracy after pooling the scores of all views of each video.
 
     Args:
@@ -273,28 +339,19 @@ class MultiViewAccuracy(BaseMetric):
                  label_key: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+        super().__init__(video_key, num_views, score_key, label_key,
+                         collect_device, prefix)
         self.topk = _check_topk(topk)
         if aggregate not in self.AGGREGATES:
             raise ValueError(f'aggregate must be one of {self.AGGREGATES}, '
                              f'got {aggregate!r}')
-        if num_views is not None and (not isinstance(num_views, int)
-                                      or num_views < 1):
-            raise ValueError('num_views must be None or a positive int, got '
-                             f'{num_views!r}')
         self.aggregate = aggregate
-        self.video_key = video_key
-        self.num_views = num_views
-        self.score_key = score_key
-        self.label_key = label_key
 
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         """Store ``(video id, (C,) scores, label)`` for every data sample."""
         for data_sample in data_samples:
             sample = _as_dict(data_sample)
-            score = _to_vector(
-                _read_field(sample, self.score_key, _SCORE_KEYS, 'score'),
-                'pred_score')
+            score = self._read_score(sample)
             label = _read_field(sample, self.label_key, _LABEL_KEYS, 'label')
             if isinstance(label, (Tensor, np.ndarray)):
                 if _numel(label) != 1:
@@ -314,34 +371,9 @@ class MultiViewAccuracy(BaseMetric):
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Pool the views of each video and compute top-k accuracy."""
-        if not results:
-            raise ValueError('MultiViewAccuracy got no results to evaluate')
+        scores, labels_of = self._stack_views(results)
         ids = [r['video'] for r in results]
-        num_classes = results[0]['score'].numel()
-        for r in results:
-            if r['score'].numel() != num_classes:
-                raise ValueError('all score vectors must have the same length;'
-                                 f' got {num_classes} and '
-                                 f'{r["score"].numel()}')
-        scores = torch.stack([r['score'] for r in results])     # (N, C)
-        if not torch.isfinite(scores).all():
-            raise ValueError('scores contain NaN or infinity')
-
-        labels_of: Dict[Hashable, int] = {}
-        views_of: Dict[Hashable, int] = {}
-        for r in results:
-            vid = r['video']
-            if labels_of.setdefault(vid, r['label']) != r['label']:
-                raise ValueError(f'video {vid!r} has views with different '
-                                 f'labels ({labels_of[vid]} and {r["label"]})')
-            views_of[vid] = views_of.get(vid, 0) + 1
-        if self.num_views is not None:
-            wrong = {v: n for v, n in views_of.items() if n != self.num_views}
-            if wrong:
-                shown = dict(list(wrong.items())[:5])
-                raise ValueError(
-                    f'{len(wrong)} video(s) do not have num_views='
-                    f'{self.num_views} views, e.g. {shown}')
+        num_classes = scores.shape[1]
 
         reduce, kind = self.aggregate.split('_')
         if kind == 'prob':
@@ -395,7 +427,7 @@ def _multi_hot(label: Any, num_classes: int, label_format: str) -> Tensor:
 
 
 @METRICS.register_module()
-class MultiLabelMAP(BaseMetric):
+class MultiLabelMAP(_PerVideoMetric):
     """Class-wise mean average precision over videos (Charades).
 
     The view scores of each video are pooled (``'max'`` by default, the
@@ -440,32 +472,23 @@ class MultiLabelMAP(BaseMetric):
                  label_key: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+        super().__init__(video_key, num_views, score_key, label_key,
+                         collect_device, prefix)
         if aggregate not in ('max', 'mean'):
             raise ValueError(f"aggregate must be 'max' or 'mean', got "
                              f'{aggregate!r}')
         if label_format not in ('multi_hot', 'indices'):
             raise ValueError("label_format must be 'multi_hot' or 'indices', "
                              f'got {label_format!r}')
-        if num_views is not None and (not isinstance(num_views, int)
-                                      or num_views < 1):
-            raise ValueError('num_views must be None or a positive int, got '
-                             f'{num_views!r}')
         self.aggregate = aggregate
         self.sigmoid = sigmoid
         self.label_format = label_format
-        self.video_key = video_key
-        self.num_views = num_views
-        self.score_key = score_key
-        self.label_key = label_key
 
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         """Store ``(video id, (C,) scores, (C,) 0/1 labels)`` per sample."""
         for data_sample in data_samples:
             sample = _as_dict(data_sample)
-            score = _to_vector(
-                _read_field(sample, self.score_key, _SCORE_KEYS, 'score'),
-                'pred_score')
+            score = self._read_score(sample)
             label = _multi_hot(
                 _read_field(sample, self.label_key, _LABEL_KEYS, 'label'),
                 score.numel(), self.label_format)
@@ -475,30 +498,8 @@ class MultiLabelMAP(BaseMetric):
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Pool the views of each video; mean of the per-class APs."""
-        if not results:
-            raise ValueError('MultiLabelMAP got no results to evaluate')
-        num_classes = results[0]['score'].numel()
-        if any(r['score'].numel() != num_classes for r in results):
-            raise ValueError('all score vectors must have the same length')
-        scores = torch.stack([r['score'] for r in results])     # (N, C)
-        if not torch.isfinite(scores).all():
-            raise ValueError('scores contain NaN or infinity')
-        label_of: Dict[Hashable, Tensor] = {}
-        views_of: Dict[Hashable, int] = {}
-        for r in results:
-            vid = r['video']
-            known = label_of.setdefault(vid, r['label'])
-            if not torch.equal(known, r['label']):
-                raise ValueError(f'video {vid!r} has views with different '
-                                 'labels')
-            views_of[vid] = views_of.get(vid, 0) + 1
-        if self.num_views is not None:
-            wrong = {v: n for v, n in views_of.items() if n != self.num_views}
-            if wrong:
-                shown = dict(list(wrong.items())[:5])
-                raise ValueError(
-                    f'{len(wrong)} video(s) do not have num_views='
-                    f'{self.num_views} views, e.g. {shown}')
+        scores, label_of = self._stack_views(results)
+        num_classes = scores.shape[1]
 
         if self.sigmoid:
             scores = scores.sigmoid()
