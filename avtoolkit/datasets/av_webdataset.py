@@ -59,7 +59,9 @@ position meaningless (start the epoch from the beginning instead).
 mmengine 0.10.7's ``IterBasedTrainLoop`` resumes by calling ``next()`` on
 the loader once per finished iteration (decoding everything again); that is
 exact in the same sense but slow, and must not be combined with
-:meth:`set_position`.
+:meth:`set_position`.  avtoolkit's ``ResumableIterBasedTrainLoop`` (the
+pretraining configs' loop) calls :meth:`position_after` and
+:meth:`set_position` on resume instead.
 """
 import glob
 import itertools

@@ -8,7 +8,9 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    sync_buffers=dict(type='SyncBuffersHook'))
+    sync_buffers=dict(type='SyncBuffersHook'),
+    # Generator states of every rank in each checkpoint, restored on resume.
+    random_state=dict(type='RandomStateHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -13,7 +13,7 @@ _base_ = [
 model = dict(data_preprocessor={{_base_.av_data_preprocessor}})
 
 max_iters = 300
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters + 1)
 val_cfg = None
 val_dataloader = None

@@ -1,10 +1,16 @@
 """A tiny regression model and dataset for exercising the Runner in tests."""
+import json
+import os
+import signal
+
+import numpy as np
 import torch
 from mmengine.dataset import BaseDataset
+from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from torch import nn
 
-from avtoolkit.registry import DATASETS, MODELS
+from avtoolkit.registry import DATASETS, HOOKS, MODELS
 
 
 @MODELS.register_module(force=True)
@@ -12,10 +18,15 @@ class ToyRegressor(BaseModel):
     """``inputs``: list of (in_dim,) tensors; ``data_samples``: list of scalars."""
 
     def __init__(self, in_dim: int = 8, hidden: int = 16,
-                 nan_after: int = None):
+                 nan_after: int = None, dropout: float = 0.0,
+                 input_noise: float = 0.0):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+            nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, 1))
+        # Gaussian noise on the training inputs from numpy's global generator
+        # (exercises the numpy state saved with checkpoints).
+        self.input_noise = input_noise
         # Make the loss NaN from the (nan_after + 1)-th training step on.
         self.nan_after = nan_after
         self.steps = 0
@@ -24,6 +35,10 @@ class ToyRegressor(BaseModel):
         x = torch.stack(inputs) if isinstance(inputs, (list, tuple)) else inputs
         pred = self.net(x).squeeze(-1)
         if mode == 'loss':
+            if self.input_noise:
+                noise = np.random.normal(0.0, self.input_noise, tuple(x.shape))
+                x = x + torch.as_tensor(noise, dtype=x.dtype)
+                pred = self.net(x).squeeze(-1)
             target = torch.as_tensor(data_samples, dtype=pred.dtype)
             self.steps += 1
             loss = ((pred - target)**2).mean()
@@ -53,3 +68,38 @@ class ToyRegressionDataset(BaseDataset):
     def prepare_data(self, idx):
         info = self.get_data_info(idx)
         return dict(inputs=info['inputs'], data_samples=info['data_samples'])
+
+
+@HOOKS.register_module(force=True)
+class KillProcessHook(Hook):
+    """Simulates a crash: SIGKILL the process once iteration ``at_iter`` has
+    finished (after the checkpoint hook of that iteration has run)."""
+    priority = 'LOWEST'
+
+    def __init__(self, at_iter: int):
+        self.at_iter = at_iter
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.iter + 1 == self.at_iter:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module(force=True)
+class RecordBatchesHook(Hook):
+    """Appends the first input of every training batch to ``out_file`` (one
+    JSON line per iteration), to compare data order across runs."""
+
+    def __init__(self, out_file: str):
+        self.out_file = out_file
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        inputs = data_batch['inputs']
+        first = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        if isinstance(first, dict):
+            first = next(iter(first.values()))
+        with open(self.out_file, 'a') as f:
+            f.write(json.dumps(dict(
+                iter=runner.iter,
+                checksum=float(torch.as_tensor(first).double().sum()))) +
+                    '\n')

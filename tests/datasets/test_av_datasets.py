@@ -279,3 +279,26 @@ def test_base_configs_build(data, config):
     assert out['inputs']['video'].shape == (2, 3, 3, 32, 112, 112)
     assert out['inputs']['video'].dtype == torch.float32
     assert out['inputs']['audio'].shape == (2, 3, 1, 128, 220)
+
+
+def test_resumable_loop_places_the_shard_stream(data):
+    """ResumableIterBasedTrainLoop's skip: the loader started by the Runner
+    is replaced by one that starts after batch 3, without decoding."""
+    from mmengine.runner.loops import _InfiniteDataloaderIterator
+
+    from avtoolkit.engine import ResumableIterBasedTrainLoop
+
+    def loader(ds):
+        return DataLoader(ds, batch_size=2, num_workers=2, collate_fn=list,
+                          persistent_workers=True)
+
+    expected = [keys_of(b) for b in loader(raw_dataset(data['shards'],
+                                                       seed=5))]
+    resumed = loader(raw_dataset(data['shards'], seed=5))
+    loop = ResumableIterBasedTrainLoop.__new__(ResumableIterBasedTrainLoop)
+    loop.dataloader = resumed
+    loop.dataloader_iterator = _InfiniteDataloaderIterator(resumed)
+    assert loop._skip_to(3)
+    got = [keys_of(next(loop.dataloader_iterator))
+           for _ in range(len(expected) - 3)]
+    assert got == expected[3:]

@@ -25,7 +25,7 @@ param_scheduler = [
     dict(type='WarmupLinearDecayLR', warmup_ratio=0.06, total_iters=None)
 ]
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=220_000,
+train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=220_000,
                  val_interval=10_000)
 val_cfg = None
 test_cfg = None
