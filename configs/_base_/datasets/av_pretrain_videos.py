@@ -36,36 +36,49 @@ audio_mask_prob = 0.0  # SpecAugment-style masks; off as in the paper
 video_mean = [123.675, 116.28, 103.53]
 video_std = [58.395, 57.12, 57.375]
 
+# The steps are named so that a dataset with other clip counts or spectrogram
+# settings (e.g. audioset_pretrain_shards.py) replaces single steps and
+# reuses the rest.
+av_init = dict(type='AVInit', modalities=('video', 'audio'), num_threads=1)
+train_sample_clips = dict(
+    type='AVSampleClips', num_clips=num_clips, clip_duration=clip_duration,
+    frames_per_clip=frames_per_clip, mode='random', jitter=temporal_jitter,
+    short_policy='error')
+val_sample_clips = dict(
+    type='AVSampleClips', num_clips=num_clips, clip_duration=clip_duration,
+    frames_per_clip=frames_per_clip, mode='center', short_policy='loop')
+av_decode = dict(type='AVDecode', short_side=short_side,
+                 sample_rate=sample_rate)
+logmel = dict(type='LogMelSpectrogram', sample_rate=sample_rate,
+              n_mels=n_mels, n_fft=1024, win_length=400, hop_length=73,
+              num_frames=mel_frames)
+audio_norm = dict(type='AudioNormalize', mean=audio_mean, std=audio_std)
+audio_mask = dict(type='AudioMask', prob=audio_mask_prob, freq_mask_param=24,
+                  time_mask_param=40)
+
 train_pipeline = [
-    dict(type='AVInit', modalities=('video', 'audio'), num_threads=1),
-    dict(type='AVSampleClips', num_clips=num_clips,
-         clip_duration=clip_duration, frames_per_clip=frames_per_clip,
-         mode='random', jitter=temporal_jitter, short_policy='error'),
-    dict(type='AVDecode', short_side=short_side, sample_rate=sample_rate),
+    av_init,
+    train_sample_clips,
+    av_decode,
     dict(type='RandomCrop', size=crop_size),
     dict(type='Flip', flip_ratio=0.5),
     dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='LogMelSpectrogram', sample_rate=sample_rate, n_mels=n_mels,
-         n_fft=1024, win_length=400, hop_length=73, num_frames=mel_frames),
-    dict(type='AudioNormalize', mean=audio_mean, std=audio_std),
-    dict(type='AudioMask', prob=audio_mask_prob, freq_mask_param=24,
-         time_mask_param=40),
+    logmel,
+    audio_norm,
+    audio_mask,
     dict(type='PackAVInputs'),
 ]
 
 # Deterministic variant (centred sequence, no flip, centre crop) for
 # monitoring the pretraining losses on held-out videos.
 val_pipeline = [
-    dict(type='AVInit', modalities=('video', 'audio'), num_threads=1),
-    dict(type='AVSampleClips', num_clips=num_clips,
-         clip_duration=clip_duration, frames_per_clip=frames_per_clip,
-         mode='center', short_policy='loop'),
-    dict(type='AVDecode', short_side=short_side, sample_rate=sample_rate),
+    av_init,
+    val_sample_clips,
+    av_decode,
     dict(type='CenterCrop', crop_size=crop_size),
     dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='LogMelSpectrogram', sample_rate=sample_rate, n_mels=n_mels,
-         n_fft=1024, win_length=400, hop_length=73, num_frames=mel_frames),
-    dict(type='AudioNormalize', mean=audio_mean, std=audio_std),
+    logmel,
+    audio_norm,
     dict(type='PackAVInputs'),
 ]
 
