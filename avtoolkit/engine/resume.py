@@ -41,8 +41,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 from mmengine.dataset import InfiniteSampler
-from mmengine.dist import all_gather_object, get_dist_info
-from mmengine.hooks import Hook
+from mmengine.dist import all_gather_object, get_dist_info, get_world_size
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
@@ -108,12 +108,41 @@ class RandomStateHook(Hook):
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = bool(enabled)
         self._pending: Optional[Dict] = None
+        self._gathered: Optional[tuple] = None
+
+    @staticmethod
+    def _checkpoint_due(runner) -> bool:
+        """Whether a ``CheckpointHook`` saves after this iteration (the same
+        test it applies itself)."""
+        for hook in runner.hooks:
+            if isinstance(hook, CheckpointHook) and not hook.by_epoch and (
+                    hook.every_n_train_iters(runner, hook.interval,
+                                             hook.save_begin)
+                    or hook.save_last and hook.is_last_train_iter(runner)):
+                return True
+        return False
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        # mmengine saves on rank 0 only, so the other ranks' states must
+        # reach it beforehand, in a call every rank makes.  This hook runs
+        # before CheckpointHook (priority LOW vs VERY_LOW).
+        if self.enabled and get_world_size() > 1 and \
+                self._checkpoint_due(runner):
+            self._gathered = (runner.iter,
+                              all_gather_object(get_random_state()))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if not self.enabled:
             return
-        # Every rank reaches this call (only rank 0 writes the file).
-        checkpoint[RANDOM_STATES_KEY] = all_gather_object(get_random_state())
+        if get_world_size() == 1:
+            checkpoint[RANDOM_STATES_KEY] = [get_random_state()]
+        elif self._gathered is not None and \
+                self._gathered[0] == runner.iter:
+            checkpoint[RANDOM_STATES_KEY] = self._gathered[1]
+        # else: a save outside the iteration schedule (e.g. a best
+        # checkpoint); the other ranks' states are not at hand, so none
+        # are stored and a resume from it keeps fresh seeds.
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not self.enabled or not getattr(runner, '_resume', False):

@@ -62,5 +62,10 @@ def test_demo_two_cpu_processes(tmp_path, repo_root):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert 'Distributed training: True' in log
-    assert osp.isfile(tmp_path / 'work_dirs' / 'demo_mid_part' / 'iter_3.pth')
+    ckpt = tmp_path / 'work_dirs' / 'demo_mid_part' / 'iter_3.pth'
+    assert osp.isfile(ckpt)
     assert 'linear probe on "z_mean" features' in log
+    # both ranks' generator states reached rank 0's checkpoint
+    import torch
+    state = torch.load(ckpt, map_location='cpu', weights_only=True)
+    assert len(state['random_states']) == 2
