@@ -22,8 +22,15 @@ visual recipe and one sound recipe (see :func:`class_specs`):
 
 Each whole second ``s`` of a video holds one **event** that both modalities
 share.  The event has its own random onset (0.02-0.38 s into the second),
-duration (0.42-0.58 s), loudness, pitch offset (+-1.5 semitones) and pitch
-glide (+-1 semitone over the event), start position and motion direction.
+duration (0.42-0.58 s), loudness, pitch glide (+-1 semitone over the event),
+vertical start position and motion direction.  Its pitch offset and its
+horizontal start position follow the class's **motif**: a cycle of four steps
+(one of the six cyclic orders of -3, -1, +1, +3 semitones; left to right
+across the frame) entered at a random phase per video, with +-0.5 semitone of
+jitter.  A masked
+second can therefore be predicted from its neighbours only by a model that
+knows the motif, i.e. the class: the long-range structure the Transformers
+are meant to capture.
 The object is only visible while the sound plays, its opacity follows the
 pulse envelope of the sound (it flashes with the rhythm) and its size follows
 the instantaneous pitch (higher pitch, smaller object).  The correspondence
@@ -82,7 +89,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import numpy as np
 
 GENERATOR_NAME = 'avtoolkit.datasets.synthetic'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MARKER_FILE = '.synthetic_av.json'
 SUMMARY_FILE = 'summary.json'
 VIDEO_DIR = 'videos'
@@ -109,6 +116,7 @@ TIMBRES = {
 }
 TIMBRE_NAMES = tuple(TIMBRES)
 RHYTHMS = (1, 2, 3)
+MOTIF_STEPS = (-3.0, -1.0, 1.0, 3.0)  # semitones
 COLOUR_NAMES = ('red', 'orange', 'yellow', 'chartreuse', 'green',
                 'spring green', 'cyan', 'azure', 'blue', 'violet', 'magenta',
                 'rose')
@@ -194,12 +202,18 @@ class ClassSpec:
     timbre: str
     pulses: int
 
+    @property
+    def motif(self) -> tuple:
+        """The class's four-step pitch motif in semitones."""
+        return class_motif(self.label)
+
     def describe(self) -> str:
         plural = 'pulse' if self.pulses == 1 else 'pulses'
+        motif = ' '.join(f'{m:+.0f}' for m in self.motif)
         return (f'{self.colour} {self.shape}, {self.motion} '
                 f'(hue {self.hue * 360:.0f} deg); '
                 f'{self.pitch_hz:.0f} Hz {self.timbre} tone, '
-                f'{self.pulses} {plural} per event')
+                f'{self.pulses} {plural} per event; motif {motif}')
 
 
 def _pitch_ranks(n: int) -> List[int]:
@@ -215,6 +229,20 @@ def _pitch_ranks(n: int) -> List[int]:
     for rank, c in enumerate(order):
         ranks[c] = rank
     return ranks
+
+
+def class_motif(label: int) -> tuple:
+    """The four-step pitch motif (semitones) of class ``label``.
+
+    Videos enter the cycle at a random phase, so only the cyclic order of
+    :data:`MOTIF_STEPS` matters: there are six, written here starting at
+    the lowest step.  Classes ``c`` and ``c + 6`` (which share a shape) get
+    different cycles.
+    """
+    import itertools
+    low, *rest = MOTIF_STEPS
+    cycles = [(low, ) + p for p in itertools.permutations(rest)]
+    return cycles[(int(label) + int(label) // len(cycles)) % len(cycles)]
 
 
 def class_specs(num_classes: int) -> List[ClassSpec]:
@@ -310,21 +338,27 @@ def sample_video_plan(config: SyntheticAVConfig, index: int,
         speed=float(rng.uniform(0.8, 1.2)),
         pitch_offset=float(rng.uniform(-1.0, 1.0)),
     )
+    motif = class_motif(label)
+    phase = int(rng.integers(len(motif)))
     events = []
     for s in range(config.seconds):
         onset = s + float(rng.uniform(0.02, 0.38))
         duration = float(rng.uniform(0.42, 0.58))
-        semitones = obj['pitch_offset'] + float(rng.uniform(-2.5, 2.5))
+        step = motif[(phase + s) % len(motif)]
+        semitones = obj['pitch_offset'] + step + float(rng.uniform(-0.5, 0.5))
+        # left to right with the motif step, a little jitter
+        x_centre = 0.5 + 0.2 * step / max(MOTIF_STEPS) + float(
+            rng.uniform(-0.04, 0.04))
         events.append(
             dict(
                 second=s,
                 onset=onset,
                 duration=duration,
+                motif_step=float(step),
                 pitch_hz=float(spec.pitch_hz * 2**(semitones / 12)),
                 glide=float(rng.uniform(-1.0, 1.0)),
                 loudness=float(rng.uniform(0.55, 1.0)),
-                centre=[float(rng.uniform(0.3, 0.7)),
-                        float(rng.uniform(0.3, 0.7))],
+                centre=[float(x_centre), float(rng.uniform(0.3, 0.7))],
                 direction=[float(rng.choice([-1.0, 1.0])),
                            float(rng.choice([-1.0, 1.0]))],
                 phase=float(rng.uniform(0, 2 * np.pi)),
