@@ -115,3 +115,11 @@ INFERENCERS = Registry(
 NEGATIVE_SAMPLERS = Registry(
     'negative sampler', scope='avtoolkit',
     locations=['avtoolkit.models.samplers'])
+
+# Evaluation protocols run by tools/test.py when a config has a top-level
+# ``protocol`` dict (e.g. the ESC-50 frozen-feature SVM protocol).  They are
+# plain classes, not modules, so the registry is a root registry in the
+# avtoolkit scope.
+PROTOCOLS = Registry(
+    'evaluation protocol', scope='avtoolkit',
+    locations=['avtoolkit.evaluation'])

@@ -1,30 +1,63 @@
-"""``tools/test.py``: evaluate a checkpoint on a config's test split."""
+"""``tools/test.py``: evaluate a checkpoint on a config's test split.
+
+Two paths:
+
+* a config with a top-level ``protocol`` dict (e.g.
+  ``configs/downstream/esc50_audio_svm.py``) is evaluated by that protocol
+  (a class of ``avtoolkit.registry.PROTOCOLS``): its results are printed as
+  a table and written to ``WORK_DIR/protocol_results.json``; synthetic demo
+  data named by ``synthetic_downstream`` is generated first if absent;
+* any other config runs mmengine's ``Runner.test`` on ``test_dataloader``
+  with ``test_evaluator`` (``--dump`` adds mmengine's ``DumpResults``).
+"""
 import argparse
+import json
+import logging
+import os
 import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 from avtoolkit.apis.common import add_common_args, load_config
 from avtoolkit.apis.train import build_runner
 from avtoolkit.utils import register_all_modules
 from avtoolkit.utils.dist import prepare_distributed
 
+RESULTS_FILE = 'protocol_results.json'
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a checkpoint')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--dump', type=str,
-                        help='pickle file to dump per-sample predictions to')
+    parser.add_argument(
+        'checkpoint', nargs='?', default=None,
+        help='checkpoint file (default: the config\'s load_from)')
+    parser.add_argument(
+        '--dump', type=str,
+        help='file to dump per-sample predictions to (.pkl; protocol '
+        'configs: per-recording scores as .npz or .pkl)')
+    parser.add_argument(
+        '--compare-random', action='store_true',
+        help='protocol configs: also evaluate the architecture with its '
+        'initial (random) weights')
     add_common_args(parser)
     return parser.parse_args(argv)
 
 
+def _checkpoint(cfg: Config, args: argparse.Namespace) -> str:
+    checkpoint = args.checkpoint or cfg.get('load_from')
+    if not checkpoint:
+        raise ValueError('no checkpoint given and the config has no '
+                         'load_from')
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint "{checkpoint}" not found')
+    return checkpoint
+
+
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint "{args.checkpoint}" not found')
-    cfg.load_from = args.checkpoint
+    cfg.load_from = _checkpoint(cfg, args)
     cfg.resume = False
     if args.dump is not None:
         if not args.dump.endswith(('.pkl', '.pickle')):
@@ -38,10 +71,53 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def run_protocol(cfg: Config, args: argparse.Namespace) -> dict:
+    """Evaluate the checkpoint with ``cfg.protocol``; print the table and
+    write the results (JSON) into the work dir."""
+    from avtoolkit.evaluation.protocols import format_results_table
+    from avtoolkit.registry import PROTOCOLS
+    if args.launcher != 'none':
+        raise ValueError('protocol evaluation runs in a single process; '
+                         'drop --launcher')
+    if args.dump is not None and not args.dump.endswith(
+            ('.npz', '.pkl', '.pickle')):
+        raise ValueError('--dump must name a .npz, .pkl or .pickle file')
+    checkpoint = _checkpoint(cfg, args)
+    if 'model' not in cfg:
+        raise KeyError('a protocol config needs the model config ("model")')
+    os.makedirs(cfg.work_dir, exist_ok=True)
+    if cfg.get('synthetic_downstream'):
+        from avtoolkit.datasets.synthetic_downstream import \
+            prepare_synthetic_downstream
+        prepare_synthetic_downstream(cfg)
+    protocol = PROTOCOLS.build(cfg.protocol)
+    results = protocol.run(cfg.model, checkpoint=checkpoint,
+                           work_dir=cfg.work_dir,
+                           compare_random=True if args.compare_random
+                           else None,
+                           dump=args.dump)
+    results['config'] = osp.abspath(args.config)
+    table = format_results_table(results)
+    print_log('\n' + table, logger='current', level=logging.INFO)
+    print(table, flush=True)
+    path = osp.join(cfg.work_dir, RESULTS_FILE)
+    with open(path, 'w') as f:
+        json.dump(results, f, indent=2)
+    print_log(f'results written to {path}', logger='current')
+    results['results_file'] = path
+    return results
+
+
 def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
-    cfg = merge_args(load_config(args), args)
+    cfg = load_config(args)
+    if cfg.get('protocol'):
+        return run_protocol(cfg, args)
+    if args.compare_random:
+        raise ValueError('--compare-random needs a config with a protocol; '
+                         'for probes use tools/analysis/probe.py')
+    cfg = merge_args(cfg, args)
     prepare_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
     return runner.test()

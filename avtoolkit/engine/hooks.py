@@ -182,57 +182,20 @@ class ProbeHook(Hook):
         self.results = {}
 
     def _extract(self, runner, split: str):
-        from mmengine.dist import all_gather_object, is_distributed
-        from mmengine.model import is_model_wrapper
-
-        from avtoolkit.evaluation.features import pool_features
+        from avtoolkit.evaluation.extraction import extract_pooled_features
         if split not in self._loaders:
             self._loaders[split] = runner.build_dataloader(
                 self.loader_cfgs[split])
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        was_training = model.training
-        model.eval()
-        rows = []
-        with torch.no_grad():
-            for data in self._loaders[split]:
-                data = model.data_preprocessor(data, False)
-                inputs = data['inputs']
-                out = model.extract_feat(inputs.get('video'),
-                                         inputs.get('audio'))
-                pooled = {name: pool_features(out, name).float().cpu()
-                          for name in self.features}
-                for i, sample in enumerate(data['data_samples']):
-                    label = sample.gt_labels.item if hasattr(
-                        sample, 'gt_labels') else sample.gt_label
-                    rows.append((sample.metainfo.get('sample_idx', len(rows)),
-                                 int(torch.as_tensor(label).reshape(-1)[0]),
-                                 {k: v[i] for k, v in pooled.items()}))
-        model.train(was_training)
-        if is_distributed():
-            gathered = all_gather_object(rows)
-            rows = {r[0]: r for part in gathered for r in part}
-            rows = [rows[k] for k in sorted(rows)]
-        labels = torch.tensor([r[1] for r in rows])
-        feats = {k: torch.stack([r[2][k] for r in rows])
-                 for k in self.features}
-        return feats, labels
+        return extract_pooled_features(runner.model, self._loaders[split],
+                                       self.features)
 
     def _probe(self, runner) -> dict:
-        from avtoolkit.evaluation.probes import knn_probe, linear_probe
+        from avtoolkit.evaluation.extraction import run_probes
         train_x, train_y = self._extract(runner, 'train')
         val_x, val_y = self._extract(runner, 'val')
-        num_classes = int(max(train_y.max(), val_y.max())) + 1
-        results = {}
-        for name in self.features:
-            lin = linear_probe(train_x[name], train_y, val_x[name], val_y,
-                               num_classes=num_classes,
-                               weight_decay=self.linear_weight_decay)
-            knn = knn_probe(train_x[name], train_y, val_x[name], val_y,
-                            k=self.knn_k, num_classes=num_classes)
-            results[f'{name}/linear_top1'] = lin['top1']
-            results[f'{name}/knn_top1'] = knn['top1']
-        return results
+        return run_probes(train_x, train_y, val_x, val_y, self.features,
+                          knn_k=self.knn_k,
+                          linear_weight_decay=self.linear_weight_decay)
 
     def _log(self, runner, tag: str, results: dict) -> None:
         text = '  '.join(f'{k}: {v:.3f}' for k, v in results.items())

@@ -1,0 +1,671 @@
+"""Config-driven evaluation protocols on frozen features.
+
+A config with a top-level ``protocol`` dict is evaluated by ``tools/test.py``
+with that protocol instead of ``Runner.test``::
+
+    protocol = dict(type='FrozenFeatureSVMProtocol', dataset=..., ...)
+
+:class:`FrozenFeatureSVMProtocol` is the ESC-50 protocol of AVBERT
+(appendix A.3/A.4 of the paper): the pretrained audio CNN is frozen; every
+recording gives T (10) equally spaced 2-s clips; a multi-class linear SVM
+(:class:`~avtoolkit.evaluation.LinearSVM`) is trained on the per-clip CNN
+features of the training folds and tested on the held-out fold, the scores
+of a recording's clips averaged; the five official folds give five top-1
+accuracies, reported with their mean and standard deviation
+(:func:`~avtoolkit.evaluation.summarize_folds`).
+
+The SVM's regularisation ``C`` is chosen per test fold on a validation part
+carved out of the *training* folds (by default one whole training fold, so
+that recordings cut from the same source, which ESC-50 keeps within one
+fold, never straddle the split); the test fold is not looked at until the
+SVM with the chosen ``C`` has been refitted on all training folds.
+
+Shapes: clip features ``(N, T, C)`` (N recordings), labels and folds
+``(N,)``, scores ``(N, K)`` for K classes.
+"""
+import hashlib
+import json
+import logging
+import math
+import os
+import os.path as osp
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmengine.logging import print_log
+from torch import Tensor, nn
+
+from avtoolkit.registry import PROTOCOLS
+from .extraction import (ProjectionInputTap, SmallProblemThreads, as_plain,
+                         init_weights_quietly, load_weights)
+from .linear_svm import LinearSVM
+from .metrics import summarize_folds, topk_hits
+
+FEATURE_KINDS = ('cnn', 'embed')
+VAL_STRATEGIES = ('fold', 'stratified')
+
+
+# ------------------------------------------------------------ SVM per fold
+def _clips(feats: Tensor, labels: Tensor, rows: Tensor) -> Tuple[Tensor,
+                                                                  Tensor]:
+    """Every clip of the recordings ``rows`` as a sample: ``(n*T, C)`` and
+    their recordings' labels ``(n*T,)``."""
+    x = feats[rows]
+    return x.reshape(-1, x.shape[-1]), labels[rows].repeat_interleave(
+        x.shape[1])
+
+
+def recording_scores(svm: LinearSVM, feats: Tensor) -> Tensor:
+    """``(n, T, C)`` clip features -> ``(n, K)`` scores, the mean of the T
+    clip scores of every recording."""
+    n, t = feats.shape[:2]
+    scores = svm.decision_function(feats.reshape(n * t, -1))
+    return scores.view(n, t, -1).mean(dim=1)
+
+
+def validation_split(labels: Tensor, folds: Tensor, train_rows: Tensor,
+                     test_fold: int, strategy: str = 'fold',
+                     val_fraction: float = 0.2,
+                     seed: int = 0) -> Tuple[Tensor, Tensor, dict]:
+    """Split the training recordings ``train_rows`` into a fitting part and
+    a validation part for choosing ``C``.
+
+    ``'fold'``: the validation part is one whole training fold, the first
+    training fold after ``test_fold`` (cyclically).  ``'stratified'``: a
+    seeded ``val_fraction`` of the training recordings of every class (at
+    least one of every class with two or more).
+
+    Returns ``(fit_rows, val_rows, description)``; neither part contains a
+    recording outside ``train_rows``.
+    """
+    train_folds = sorted({int(f) for f in folds[train_rows].tolist()})
+    if strategy == 'fold':
+        if len(train_folds) < 2:
+            raise ValueError(
+                'choosing C on a held-out training fold needs at least two '
+                f'training folds, got {train_folds}; use '
+                "val_strategy='stratified' or a single value in C_grid")
+        later = [f for f in train_folds if f > test_fold]
+        val_fold = later[0] if later else train_folds[0]
+        is_val = folds[train_rows] == val_fold
+        desc = dict(strategy='fold', val_folds=[val_fold])
+    elif strategy == 'stratified':
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f'val_fraction must be in (0, 1), got '
+                             f'{val_fraction}')
+        rng = np.random.default_rng(seed * 1000 + int(test_fold))
+        is_val = torch.zeros(len(train_rows), dtype=torch.bool)
+        train_labels = labels[train_rows]
+        for c in torch.unique(train_labels).tolist():
+            members = (train_labels == c).nonzero().flatten().numpy()
+            if len(members) < 2:
+                continue
+            take = min(len(members) - 1,
+                       max(1, int(round(val_fraction * len(members)))))
+            is_val[rng.permutation(members)[:take]] = True
+        desc = dict(strategy='stratified', val_fraction=val_fraction)
+    else:
+        raise ValueError(f'val_strategy must be one of {VAL_STRATEGIES}, '
+                         f'got {strategy!r}')
+    fit_rows, val_rows = train_rows[~is_val], train_rows[is_val]
+    if len(fit_rows) == 0 or len(val_rows) == 0:
+        raise ValueError('the validation split left an empty part; use more '
+                         'recordings or another val_strategy')
+    desc.update(num_fit=len(fit_rows), num_val=len(val_rows))
+    return fit_rows, val_rows, desc
+
+
+def _accuracy(scores: Tensor, labels: Tensor, k: int) -> float:
+    return topk_hits(scores, labels, min(k, scores.shape[1])).float().mean(
+    ).item()
+
+
+def cross_validate_svm(feats: Tensor,
+                       labels: Tensor,
+                       folds: Tensor,
+                       test_folds: Sequence[int],
+                       C_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+                       svm_cfg: Optional[dict] = None,
+                       svm_iters: Optional[int] = None,
+                       val_strategy: str = 'fold',
+                       val_fraction: float = 0.2,
+                       num_classes: Optional[int] = None,
+                       topk: Sequence[int] = (1, 5),
+                       seed: int = 0,
+                       progress: bool = False) -> dict:
+    """Leave-one-fold-out evaluation of a linear SVM on clip features.
+
+    For every ``k`` in ``test_folds``: the recordings of the other folds are
+    the training set; ``C`` is chosen among ``C_grid`` by top-1 accuracy
+    (recording level, clip scores averaged) on a validation part of the
+    training set (:func:`validation_split`; ties go to the first value of
+    the grid); the SVM is refitted with that ``C`` on the whole training set
+    and scores the recordings of fold ``k``.
+
+    Args:
+        feats: ``(N, T, C)`` clip features of N recordings.
+        labels: ``(N,)`` int64 classes.
+        folds: ``(N,)`` fold of every recording.
+        test_folds: the folds to test on, in order.
+        C_grid: candidate values of the SVM's ``C``.
+        svm_cfg: other :class:`LinearSVM` arguments (``loss``, ``epochs``,
+            ``batch_size``, ``lr``, ...).
+        svm_iters: with ``loss='multi_margin'``, the number of mini-batch
+            steps of every fit (the paper's 38K); the epochs follow from the
+            training-set size.  Unused by ``'squared_hinge'`` (solved to
+            convergence).
+        val_strategy, val_fraction: see :func:`validation_split`.
+        num_classes: K (default ``max(labels) + 1``).
+        topk: accuracies to report.
+        seed: seed of the stratified split and of the SVM's sample order.
+        progress: show a progress bar over the SVM fits.
+
+    Returns:
+        ``{'folds': {k: {'top1', 'top5', ...}}, 'mean', 'std', 'num_folds'``
+        (from :func:`summarize_folds`), ``'selection': {k: {'C',
+        'val_top1': {C: acc}, 'strategy', ...}}``, ``'scores'``: ``(N, K)``
+        float64 test scores (rows of recordings outside ``test_folds`` are
+        NaN)}``.
+    """
+    if feats.dim() != 3:
+        raise ValueError('feats must be (N, T, C), got shape '
+                         f'{tuple(feats.shape)}')
+    n = feats.shape[0]
+    if labels.shape != (n, ) or folds.shape != (n, ):
+        raise ValueError(f'labels and folds must be ({n},), got '
+                         f'{tuple(labels.shape)} and {tuple(folds.shape)}')
+    grid = [float(c) for c in C_grid]
+    if not grid or any(not (c > 0 and math.isfinite(c)) for c in grid):
+        raise ValueError(f'C_grid must hold positive numbers, got {C_grid}')
+    svm_cfg = dict(svm_cfg or {})
+    if 'C' in svm_cfg:
+        raise ValueError('give C through C_grid, not svm_cfg')
+    svm_cfg.setdefault('seed', seed)
+    num_classes = int(num_classes or int(labels.max()) + 1)
+    labels, folds = labels.long(), folds.long()
+    present = set(folds.tolist())
+    missing = [k for k in test_folds if k not in present]
+    if missing:
+        raise ValueError(f'no recording in test folds {missing}; the data '
+                         f'has folds {sorted(present)}')
+
+    def make_svm(C: float, num_clips: int) -> LinearSVM:
+        cfg = dict(svm_cfg, C=C)
+        if svm_iters and cfg.get('loss', 'squared_hinge') == 'multi_margin':
+            steps = math.ceil(num_clips / cfg.get('batch_size', 128))
+            cfg['epochs'] = max(1, math.ceil(svm_iters / steps))
+        return LinearSVM(**cfg)
+
+    bar = None
+    if progress:
+        from mmengine.utils import ProgressBar
+        fits = len(test_folds) * (len(grid) + (len(grid) > 1))
+        bar = ProgressBar(fits)
+
+    per_fold, selection = {}, {}
+    scores = torch.full((n, num_classes), float('nan'), dtype=torch.float64)
+    with SmallProblemThreads(feats.numel()):
+        for k in test_folds:
+            _fit_fold(k, feats, labels, folds, grid, make_svm, val_strategy,
+                      val_fraction, seed, num_classes, topk, scores,
+                      per_fold, selection, bar)
+    result = summarize_folds(per_fold)
+    result['selection'] = selection
+    result['scores'] = scores
+    return result
+
+
+def _fit_fold(k, feats, labels, folds, grid, make_svm, val_strategy,
+              val_fraction, seed, num_classes, topk, scores, per_fold,
+              selection, bar) -> None:
+    """Choose C on the training folds of test fold ``k``, refit, score
+    fold ``k`` (fills ``scores``, ``per_fold[k]``, ``selection[k]``)."""
+    test_rows = (folds == k).nonzero().flatten()
+    train_rows = (folds != k).nonzero().flatten()
+    if len(train_rows) == 0:
+        raise ValueError(f'fold {k} leaves no training recording')
+    chosen: Dict = dict(val_top1={})
+    if len(grid) == 1:
+        best = grid[0]
+        chosen['strategy'] = 'none (single C)'
+    else:
+        fit_rows, val_rows, desc = validation_split(
+            labels, folds, train_rows, k, val_strategy, val_fraction,
+            seed)
+        chosen.update(desc)
+        x_fit, y_fit = _clips(feats, labels, fit_rows)
+        best, best_acc = grid[0], -1.0
+        for C in grid:
+            svm = make_svm(C, len(x_fit)).fit(x_fit, y_fit, num_classes)
+            acc = _accuracy(recording_scores(svm, feats[val_rows]),
+                            labels[val_rows], 1)
+            chosen['val_top1'][C] = acc
+            if acc > best_acc:
+                best, best_acc = C, acc
+            if bar is not None:
+                bar.update()
+    chosen['C'] = best
+    x_train, y_train = _clips(feats, labels, train_rows)
+    svm = make_svm(best, len(x_train)).fit(x_train, y_train, num_classes)
+    fold_scores = recording_scores(svm, feats[test_rows])
+    scores[test_rows] = fold_scores
+    per_fold[k] = {f'top{t}': _accuracy(fold_scores, labels[test_rows], t)
+                   for t in topk}
+    chosen['num_train'] = len(train_rows)
+    chosen['num_test'] = len(test_rows)
+    selection[k] = chosen
+    if bar is not None:
+        bar.update()
+
+
+# --------------------------------------------------------------- protocol
+@PROTOCOLS.register_module()
+class FrozenFeatureSVMProtocol:
+    """Linear SVM on the frozen per-clip features of one CNN, cross-validated
+    over predefined folds (ESC-50).
+
+    Args:
+        dataset: config of the dataset of *all* recordings (every fold), with
+            a deterministic pipeline that packs ``inputs[modality]`` as
+            ``(T, *clip_shape)`` per recording, e.g. ``ESC50Dataset`` with
+            10 uniform 2-s clips of log-mel ``(1, 128, 440)``.  Every data
+            info needs ``label`` and ``fold_key``.
+        folds: the test folds (ESC-50: 1-5).  Training uses every other
+            fold in the data.
+        fold_key: key of the fold in the dataset's data infos.
+        backbone: attribute of the model config holding the CNN encoder
+            (``'audio_backbone'``); only that part of ``model`` is built.
+        modality: key of the inputs fed to it (``'audio'``).
+        feature: ``'cnn'``: the globally pooled CNN output (``feat_dim``,
+            e.g. 1024 for the audio ResNet-50; the paper's "fixed audio
+            CNN"), or ``'embed'``: the clip embedding after the backbone's
+            projection and LayerNorm (``D``).
+        checkpoint_prefix: key prefix of the backbone in the checkpoint
+            (default ``backbone + '.'``).
+        strict_load: raise instead of warning when backbone keys are
+            missing from the checkpoint or unexpected in it.
+        C_grid: candidate values of the SVM's ``C`` (chosen per fold on a
+            validation part of the training folds).
+        svm: other :class:`LinearSVM` arguments (``loss``, ``margin``,
+            ``standardize``, ``max_iter``, ``batch_size``, ``lr``, ...).
+        svm_iters: mini-batch steps per fit for ``loss='multi_margin'``
+            (38K in the paper, with batch 128 and learning rate 0.003).
+        val_strategy: ``'fold'`` (a whole training fold) or ``'stratified'``.
+        val_fraction: share of the training recordings used for validation
+            with ``'stratified'``.
+        num_classes: K (default: largest label + 1).
+        topk: accuracies reported per fold.
+        batch_size, num_workers: of the extraction dataloader (recordings
+            per batch; a batch holds ``batch_size * T`` clips).
+        cache: keep the extracted features in ``cache_dir`` and reuse them
+            when the dataset, backbone config, feature and weights are
+            unchanged.
+        cache_dir: default ``WORK_DIR/feature_cache``.
+        dump_scores: write the per-recording test scores of every weight set
+            to ``WORK_DIR/<weights>_scores.npz``.
+        compare_random: also evaluate the same architecture with its initial
+            (random, seeded) weights.
+        seed: seed of the initial weights, the splits and the SVM.
+        device: ``'auto'`` (CUDA if available), ``'cpu'``, ``'cuda'``, ...
+        progress: progress bars during extraction and SVM fitting.
+        name: title of the printed table.
+    """
+
+    def __init__(self,
+                 dataset: dict,
+                 folds: Sequence[int] = (1, 2, 3, 4, 5),
+                 fold_key: str = 'fold',
+                 backbone: str = 'audio_backbone',
+                 modality: str = 'audio',
+                 feature: str = 'cnn',
+                 checkpoint_prefix: Optional[str] = None,
+                 strict_load: bool = False,
+                 C_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+                 svm: Optional[dict] = None,
+                 svm_iters: Optional[int] = None,
+                 val_strategy: str = 'fold',
+                 val_fraction: float = 0.2,
+                 num_classes: Optional[int] = None,
+                 topk: Sequence[int] = (1, 5),
+                 batch_size: int = 4,
+                 num_workers: int = 0,
+                 cache: bool = True,
+                 cache_dir: Optional[str] = None,
+                 dump_scores: bool = True,
+                 compare_random: bool = False,
+                 seed: int = 0,
+                 device: str = 'auto',
+                 progress: bool = True,
+                 name: str = 'frozen-feature SVM'):
+        if not isinstance(dataset, dict) or 'type' not in dataset:
+            raise ValueError('dataset must be a dataset config dict with a '
+                             '"type"')
+        if feature not in FEATURE_KINDS:
+            raise ValueError(f'feature must be one of {FEATURE_KINDS}, got '
+                             f'{feature!r}')
+        if val_strategy not in VAL_STRATEGIES:
+            raise ValueError(f'val_strategy must be one of {VAL_STRATEGIES}, '
+                             f'got {val_strategy!r}')
+        folds = [int(f) for f in folds]
+        if not folds or len(set(folds)) != len(folds):
+            raise ValueError(f'folds must be distinct fold numbers, got '
+                             f'{folds}')
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError('batch_size must be >= 1 and num_workers >= 0')
+        if svm_iters is not None and int(svm_iters) < 1:
+            raise ValueError(f'svm_iters must be positive, got {svm_iters}')
+        svm = dict(svm or {})
+        LinearSVM(**dict(svm, C=1.0))  # check the SVM arguments early
+        if svm_iters and svm.get('loss', 'squared_hinge') != 'multi_margin':
+            print_log('svm_iters applies to loss="multi_margin" only; the '
+                      'squared-hinge SVM is solved to convergence by L-BFGS',
+                      logger='current', level=logging.INFO)
+        self.dataset_cfg = dataset
+        self.folds = folds
+        self.fold_key = fold_key
+        self.backbone = backbone
+        self.modality = modality
+        self.feature = feature
+        self.checkpoint_prefix = checkpoint_prefix if checkpoint_prefix \
+            is not None else f'{backbone}.'
+        self.strict_load = strict_load
+        self.C_grid = [float(c) for c in C_grid]
+        self.svm_cfg = svm
+        self.svm_iters = int(svm_iters) if svm_iters else None
+        self.val_strategy = val_strategy
+        self.val_fraction = float(val_fraction)
+        self.num_classes = num_classes
+        self.topk = tuple(int(k) for k in topk)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.cache = cache
+        self.cache_dir = cache_dir
+        self.dump_scores = dump_scores
+        self.compare_random = compare_random
+        self.seed = int(seed)
+        self.device = device
+        self.progress = progress
+        self.name = name
+
+    # ---------------------------------------------------------- building
+    def _device(self) -> torch.device:
+        if self.device == 'auto':
+            return torch.device('cuda' if torch.cuda.is_available() else
+                                'cpu')
+        return torch.device(self.device)
+
+    def build_dataset(self):
+        from mmengine.registry import DefaultScope
+
+        from avtoolkit.registry import DATASETS
+        with DefaultScope.overwrite_default_scope('avtoolkit'):
+            dataset = DATASETS.build(self.dataset_cfg)
+        if len(dataset) == 0:
+            raise ValueError('the protocol dataset is empty')
+        return dataset
+
+    def recordings(self, dataset) -> dict:
+        """Labels ``(N,)``, folds ``(N,)`` and file names of the dataset."""
+        labels, folds, names = [], [], []
+        for i in range(len(dataset)):
+            info = dataset.get_data_info(i)
+            if self.fold_key not in info:
+                raise KeyError(f'data info {i} ({info.get("filename")}) has '
+                               f'no "{self.fold_key}"; the protocol needs '
+                               'the fold of every recording')
+            label = info.get('label')
+            if not isinstance(label, (int, np.integer)):
+                raise ValueError(f'recording {info.get("filename")} needs '
+                                 f'one integer label, got {label!r}')
+            labels.append(int(label))
+            folds.append(int(info[self.fold_key]))
+            names.append(str(info.get('filename', i)))
+        return dict(labels=torch.tensor(labels), folds=torch.tensor(folds),
+                    filenames=names)
+
+    def build_backbone(self, model_cfg: dict,
+                       checkpoint: Optional[str]) -> Tuple[nn.Module,
+                                                           nn.Module,
+                                                           Optional[dict]]:
+        """The backbone (initial weights from ``seed``, then the checkpoint
+        if given), the data preprocessor and the load report."""
+        from mmengine.registry import DefaultScope
+
+        from avtoolkit.registry import MODELS
+        cfg = model_cfg.get(self.backbone) if model_cfg else None
+        if not cfg:
+            raise KeyError(f'the model config has no "{self.backbone}" to '
+                           'evaluate')
+        pre_cfg = model_cfg.get('data_preprocessor') or dict(
+            type='AVDataPreprocessor')
+        torch.manual_seed(self.seed)
+        with DefaultScope.overwrite_default_scope('avtoolkit'):
+            backbone = MODELS.build(cfg)
+            preprocessor = MODELS.build(pre_cfg)
+        init_weights_quietly(backbone)
+        report = None
+        if checkpoint is not None:
+            report = load_weights(backbone, checkpoint,
+                                  self.checkpoint_prefix, self.strict_load)
+        device = self._device()
+        return backbone.to(device).eval(), preprocessor.to(device), report
+
+    # -------------------------------------------------------- extraction
+    @torch.no_grad()
+    def extract(self, backbone: nn.Module, preprocessor: nn.Module,
+                dataset) -> Tensor:
+        """``(N, T, C)`` float32 clip features of every recording."""
+        from mmengine.dataset import pseudo_collate
+        from torch.utils.data import DataLoader
+        loader = DataLoader(dataset, batch_size=self.batch_size,
+                            shuffle=False, num_workers=self.num_workers,
+                            collate_fn=pseudo_collate)
+        tap = ProjectionInputTap(backbone, self.backbone) \
+            if self.feature == 'cnn' else None
+        out: Optional[Tensor] = None
+        filled = torch.zeros(len(dataset), dtype=torch.bool)
+        bar = None
+        if self.progress:
+            from mmengine.utils import ProgressBar
+            bar = ProgressBar(len(dataset))
+        for data in loader:
+            data = preprocessor(data, False)
+            clips = data['inputs'].get(self.modality)
+            if clips is None:
+                raise KeyError(f'the pipeline gives no "{self.modality}" '
+                               f'input (got {sorted(data["inputs"])})')
+            batch, num_clips = clips.shape[:2]
+            if tap is not None:
+                with tap:
+                    backbone(clips)
+                feats = tap.pop(batch, num_clips)
+            else:
+                feats = backbone(clips)
+            feats = feats.float().cpu()
+            if out is None:
+                out = torch.zeros((len(dataset), ) + tuple(feats.shape[1:]))
+            for i, sample in enumerate(data['data_samples']):
+                idx = int(sample.metainfo['sample_idx'])
+                out[idx] = feats[i]
+                filled[idx] = True
+            if bar is not None:
+                bar.update(batch)
+        if out is None or not bool(filled.all()):
+            missed = (~filled).nonzero().flatten()[:10].tolist()
+            raise RuntimeError(f'feature extraction missed recordings '
+                               f'{missed}')
+        if not torch.isfinite(out).all():
+            raise ValueError('the extracted features contain NaN or '
+                             'infinity')
+        return out
+
+    def _cache_file(self, work_dir: str, tag: str, model_cfg: dict,
+                    checkpoint: Optional[str]) -> str:
+        if checkpoint is not None:
+            stat = os.stat(checkpoint)
+            weights = [osp.abspath(checkpoint), stat.st_size,
+                       stat.st_mtime_ns, self.checkpoint_prefix]
+        else:
+            weights = ['initial weights', self.seed]
+        key = json.dumps(as_plain(dict(
+            dataset=self.dataset_cfg, backbone=model_cfg.get(self.backbone),
+            feature=self.feature, modality=self.modality, weights=weights)),
+            sort_keys=True)
+        digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+        folder = self.cache_dir or osp.join(work_dir, 'feature_cache')
+        return osp.join(folder, f'{tag}_{self.backbone}_{digest}.npz')
+
+    def features(self, model_cfg: dict, checkpoint: Optional[str], dataset,
+                 recordings: dict, work_dir: str,
+                 tag: str) -> Tuple[Tensor, Optional[dict], dict]:
+        """Clip features for one set of weights, from the cache when
+        possible.  Returns ``(features (N, T, C), load report, timing)``."""
+        cache_file = self._cache_file(work_dir, tag, model_cfg, checkpoint) \
+            if self.cache else None
+        if cache_file and osp.isfile(cache_file):
+            with np.load(cache_file, allow_pickle=False) as data:
+                if list(data['filenames']) == recordings['filenames']:
+                    print_log(f'{tag}: features from the cache {cache_file}',
+                              logger='current')
+                    report = json.loads(str(data['load_report']))
+                    return torch.from_numpy(data['features']), report, dict(
+                        cached=True, extract_s=0.0, cache_file=cache_file)
+        start = time.perf_counter()
+        backbone, preprocessor, report = self.build_backbone(
+            model_cfg, checkpoint)
+        print_log(f'{tag}: extracting {self.feature} features of '
+                  f'{len(dataset)} recordings', logger='current')
+        feats = self.extract(backbone, preprocessor, dataset)
+        elapsed = time.perf_counter() - start
+        if cache_file:
+            os.makedirs(osp.dirname(cache_file), exist_ok=True)
+            tmp = cache_file + '.tmp.npz'
+            np.savez(tmp, features=feats.numpy(),
+                     filenames=np.array(recordings['filenames']),
+                     load_report=json.dumps(report))
+            os.replace(tmp, cache_file)
+        return feats, report, dict(cached=False, extract_s=elapsed,
+                                   cache_file=cache_file)
+
+    # --------------------------------------------------------------- run
+    def run(self, model_cfg: dict, checkpoint: Optional[str] = None,
+            work_dir: str = '.', compare_random: Optional[bool] = None,
+            dump: Optional[str] = None) -> dict:
+        """Evaluate ``checkpoint`` (and, with ``compare_random``, the initial
+        weights) and return the results (see :func:`cross_validate_svm`;
+        per weight set under ``'pretrained'`` / ``'random_init'``, without
+        the score tensors, which go to the dump files).
+
+        Args:
+            model_cfg: the ``model`` config (only ``model[backbone]`` and
+                ``model.data_preprocessor`` are built).
+            checkpoint: weights to evaluate; None evaluates the initial
+                weights only.
+            work_dir: folder of the cache and the score dumps.
+            compare_random: overrides the constructor's ``compare_random``.
+            dump: also write the per-recording scores of the checkpoint
+                here (``.npz``, or ``.pkl``/``.pickle``).
+        """
+        start = time.perf_counter()
+        compare = self.compare_random if compare_random is None else \
+            compare_random
+        dataset = self.build_dataset()
+        recs = self.recordings(dataset)
+        runs: List[Tuple[str, Optional[str]]] = []
+        if checkpoint is not None:
+            runs.append(('pretrained', checkpoint))
+        if compare or checkpoint is None:
+            runs.append(('random_init', None))
+        num_classes = int(self.num_classes or int(recs['labels'].max()) + 1)
+        results = dict(
+            protocol=type(self).__name__, name=self.name,
+            checkpoint=checkpoint, backbone=self.backbone,
+            feature=self.feature, num_recordings=len(dataset),
+            num_classes=num_classes, test_folds=self.folds,
+            C_grid=self.C_grid, svm=as_plain(self.svm_cfg),
+            svm_iters=self.svm_iters, val_strategy=self.val_strategy)
+        for tag, ckpt in runs:
+            feats, report, timing = self.features(model_cfg, ckpt, dataset,
+                                                  recs, work_dir, tag)
+            results.setdefault('num_clips', feats.shape[1])
+            results.setdefault('feature_dim', feats.shape[2])
+            svm_start = time.perf_counter()
+            print_log(f'{tag}: fitting the SVM on {len(self.folds)} folds',
+                      logger='current')
+            cv = cross_validate_svm(
+                feats, recs['labels'], recs['folds'], self.folds,
+                C_grid=self.C_grid, svm_cfg=self.svm_cfg,
+                svm_iters=self.svm_iters, val_strategy=self.val_strategy,
+                val_fraction=self.val_fraction, num_classes=num_classes,
+                topk=self.topk, seed=self.seed, progress=self.progress)
+            timing['svm_s'] = time.perf_counter() - svm_start
+            scores = cv.pop('scores')
+            cv['load_report'] = report
+            cv['timing'] = timing
+            results[tag] = cv
+            files = []
+            if self.dump_scores:
+                files.append(osp.join(work_dir, f'{tag}_scores.npz'))
+            if dump and tag == runs[0][0]:
+                files.append(dump)
+            for path in files:
+                self.dump(path, scores, recs)
+            print_log(f'{tag}: top-1 {100 * cv["mean"]["top1"]:.2f} '
+                      f'+- {100 * cv["std"]["top1"]:.2f} %', logger='current')
+        if 'pretrained' in results and 'random_init' in results:
+            results['top1_gain'] = results['pretrained']['mean']['top1'] - \
+                results['random_init']['mean']['top1']
+        results['time_s'] = time.perf_counter() - start
+        return results
+
+    def dump(self, path: str, scores: Tensor, recs: dict) -> None:
+        """Per-recording test scores ``(N, K)``, predictions, labels, folds
+        and file names (only recordings of the test folds)."""
+        keep = ~torch.isnan(scores).any(dim=1)
+        data = dict(filenames=np.array(recs['filenames'])[keep.numpy()],
+                    labels=recs['labels'][keep].numpy(),
+                    folds=recs['folds'][keep].numpy(),
+                    scores=scores[keep].float().numpy(),
+                    predictions=scores[keep].argmax(1).numpy())
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        if path.endswith('.npz'):
+            np.savez(path, **data)
+        elif path.endswith(('.pkl', '.pickle')):
+            from mmengine.fileio import dump as mm_dump
+            mm_dump({k: v.tolist() for k, v in data.items()}, path)
+        else:
+            raise ValueError(f'score dumps are .npz or .pkl files, got '
+                             f'{path}')
+
+
+def format_results_table(results: dict) -> str:
+    """A text table of per-fold top-1 and mean +- std (percent) of every
+    weight set in protocol ``results``."""
+    tags = [t for t in ('pretrained', 'random_init') if t in results]
+    if not tags:
+        raise ValueError('no evaluated weights in the results')
+    folds = list(results[tags[0]]['folds'])
+    header = ['weights'] + [f'fold {k}' for k in folds] + \
+        ['mean +- std', 'C per fold']
+    rows = []
+    for tag in tags:
+        r = results[tag]
+        rows.append([tag.replace('_', ' ')] +
+                    [f'{100 * r["folds"][k]["top1"]:.1f}' for k in folds] +
+                    [f'{100 * r["mean"]["top1"]:.2f} +- '
+                     f'{100 * r["std"]["top1"]:.2f}',
+                     ','.join(f'{r["selection"][k]["C"]:g}' for k in folds)])
+    widths = [max(len(str(row[i])) for row in [header] + rows)
+              for i in range(len(header))]
+    lines = [f'{results.get("name", "protocol")}: top-1 accuracy (%) of '
+             f'{results.get("feature")} features, '
+             f'{results.get("num_recordings")} recordings']
+    for row in [header] + rows:
+        lines.append('  '.join(str(c).rjust(w) if i else str(c).ljust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))))
+    if 'top1_gain' in results:
+        lines.append(f'pretrained - random init: '
+                     f'{100 * results["top1_gain"]:+.2f} points')
+    return '\n'.join(lines)

@@ -1,0 +1,64 @@
+# The ESC-50 protocol on the CPU demo: the audio CNN of the tiny AVBERT
+# pretrained by configs/pretrain/demo_mid_part.py, on synthetic recordings in
+# the ESC-50 layout (tools/data/make_synthetic_downstream.py), compared with
+# the same architecture's random initial weights.
+#
+#   python tools/train.py configs/pretrain/demo_mid_part.py
+#   python tools/test.py configs/downstream/demo/esc50_audio_svm.py
+#   (evaluates load_from = work_dirs/demo_mid_part/iter_300.pth)
+#
+# The tiny audio CNN (64 mel bins x 101 frames per 1-s clip in pretraining)
+# is fully convolutional with global pooling, so it takes the 2-s clips of
+# the protocol as 64 x 201 frames (same 10 ms hop as in pretraining).
+_base_ = [
+    '../../_base_/default_runtime.py',
+    '../../_base_/models/avbert_tiny.py',
+    '../../_base_/datasets/esc50.py',
+]
+
+data_root = 'data/demo_downstream/esc50/'
+# Written by tools/test.py before the protocol runs, if absent: 200 clips of
+# 5 s over the 10 classes of the pretraining demo, 4 per class in each of the
+# 5 folds (see docs/downstream.md).
+synthetic_downstream = dict(
+    out_dir=data_root, layout='esc50', num_videos=200, seconds=5,
+    num_classes=10, seed=0, sample_rate=16000, workers=2)
+work_dir = 'work_dirs/esc50_audio_svm_demo'
+# The checkpoint tools/test.py evaluates when none is given.
+load_from = 'work_dirs/demo_mid_part/iter_300.pth'
+
+esc50_pipeline = [
+    dict(type='AVInit', modalities=('audio', ), num_threads=1),
+    dict(type='AVSampleClips', num_clips=10, clip_duration=2.0,
+         frames_per_clip=0, mode='uniform', short_policy='loop'),
+    dict(type='AVDecode', sample_rate=16000),
+    dict(type='LogMelSpectrogram', sample_rate=16000, n_mels=64, n_fft=512,
+         win_length=400, hop_length=160, num_frames=201),
+    dict(type='AudioNormalize', mean=-4.0, std=4.0),
+    dict(type='PackAVInputs'),
+]
+
+protocol = dict(
+    type='FrozenFeatureSVMProtocol',
+    name='ESC-50 layout, synthetic demo',
+    dataset=dict(
+        type='ESC50Dataset',
+        data_root=data_root,
+        ann_file='meta/esc50.csv',
+        data_prefix=dict(video='audio'),
+        pipeline=esc50_pipeline,
+        test_mode=True),
+    folds=(1, 2, 3, 4, 5),
+    backbone='audio_backbone',
+    modality='audio',
+    feature='cnn',
+    C_grid=(0.01, 0.1, 1.0),
+    val_strategy='fold',
+    svm=dict(loss='squared_hinge', standardize=True, max_iter=500),
+    batch_size=8,
+    num_workers=1,
+    cache=True,
+    dump_scores=True,
+    # The demo's point: pretrained features against random ones.
+    compare_random=True,
+    seed=0)

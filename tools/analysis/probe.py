@@ -1,0 +1,154 @@
+"""k-NN and linear probes on the frozen features of a checkpoint.
+
+    python tools/analysis/probe.py CONFIG CHECKPOINT [--compare-random] \
+        [--features x_mean z_summary] [--train-key K --val-key K] \
+        [--out results.json]
+
+The labelled sets are those of the config's ``ProbeHook`` (or
+``probe_train_dataloader`` / ``probe_val_dataloader``, or the config keys
+given): probes are fitted on the train set and scored on the val set, as
+during pretraining.  Prints a table and writes the accuracies as JSON
+(default ``WORK_DIR/probe_<checkpoint name>.json``).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+from typing import List, Optional
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+
+from mmengine.config import DictAction  # noqa: E402
+
+from avtoolkit.evaluation.features import FEATURES  # noqa: E402
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Linear and k-NN probes of a checkpoint')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint',
+                        help='checkpoint file, or "random" for the initial '
+                        'weights only')
+    parser.add_argument('--compare-random', action='store_true',
+                        help='also probe the initial (random) weights')
+    parser.add_argument('--features', nargs='+', choices=FEATURES,
+                        metavar='NAME', default=None,
+                        help=f'pooled features to probe, among {FEATURES} '
+                        '(default: those of the ProbeHook)')
+    parser.add_argument('--train-key', default=None,
+                        help='config key of the dataloader fitting the probes')
+    parser.add_argument('--val-key', default=None,
+                        help='config key of the dataloader scoring them')
+    parser.add_argument('--knn-k', type=int, default=None)
+    parser.add_argument('--weight-decay', type=float, default=None,
+                        help='L2 penalty of the linear probe')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the initial weights')
+    parser.add_argument('--device', default='auto')
+    parser.add_argument('--work-dir', default=None)
+    parser.add_argument('--out', default=None, help='JSON file to write')
+    parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries (key=value)')
+    return parser.parse_args(argv)
+
+
+def format_table(results: dict, features) -> str:
+    tags = [t for t in ('pretrained', 'random_init') if t in results]
+    header = ['feature', 'probe'] + [t.replace('_', ' ') for t in tags]
+    if len(tags) == 2:
+        header.append('gain')
+    rows = []
+    for name in features:
+        for probe in ('linear', 'knn'):
+            key = f'{name}/{probe}_top1'
+            values = [results[t][key] for t in tags]
+            row = [name, probe] + [f'{100 * v:.1f}' for v in values]
+            if len(tags) == 2:
+                row.append(f'{100 * (values[0] - values[1]):+.1f}')
+            rows.append(row)
+    widths = [max(len(r[i]) for r in [header] + rows)
+              for i in range(len(header))]
+    lines = ['probe top-1 accuracy (%)']
+    for row in [header] + rows:
+        lines.append('  '.join(c.ljust(w) if i < 2 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))))
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    import torch
+    from mmengine.config import Config
+
+    from avtoolkit.evaluation.extraction import (build_dataloader,
+                                                 build_model,
+                                                 extract_pooled_features,
+                                                 probe_settings, run_probes)
+    from avtoolkit.utils import register_all_modules
+
+    args = parse_args(argv)
+    register_all_modules(init_default_scope=False)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file "{args.config}" not found')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    random_only = args.checkpoint == 'random'
+    if not random_only and not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint "{args.checkpoint}" not found')
+    settings = probe_settings(cfg, args.train_key, args.val_key)
+    features = tuple(args.features or settings['features'])
+    knn_k = args.knn_k or settings['knn_k']
+    weight_decay = args.weight_decay if args.weight_decay is not None \
+        else settings['linear_weight_decay']
+    device = args.device
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    loaders = {split: build_dataloader(settings[split])
+               for split in ('train', 'val')}
+
+    runs = [] if random_only else [('pretrained', args.checkpoint)]
+    if args.compare_random or random_only:
+        runs.append(('random_init', None))
+    start = time.perf_counter()
+    results = dict(config=osp.abspath(args.config),
+                   checkpoint=None if random_only else args.checkpoint,
+                   features=list(features), knn_k=knn_k,
+                   linear_weight_decay=weight_decay)
+    for tag, checkpoint in runs:
+        model, report = build_model(cfg.model, checkpoint, seed=args.seed,
+                                    device=device)
+        print(f'{tag}: extracting features', flush=True)
+        train_x, train_y = extract_pooled_features(
+            model, loaders['train'], features, not args.no_progress)
+        val_x, val_y = extract_pooled_features(
+            model, loaders['val'], features, not args.no_progress)
+        results[tag] = run_probes(train_x, train_y, val_x, val_y, features,
+                                  knn_k, weight_decay)
+        results[f'{tag}_load_report'] = report
+        results.setdefault('num_train', len(train_y))
+        results.setdefault('num_val', len(val_y))
+    results['time_s'] = time.perf_counter() - start
+    table = format_table(results, features)
+    print('\n' + table, flush=True)
+    out = args.out
+    if out is None:
+        work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+            'work_dirs', osp.splitext(osp.basename(args.config))[0])
+        stem = 'random' if random_only else osp.splitext(
+            osp.basename(args.checkpoint))[0]
+        out = osp.join(work_dir, f'probe_{stem}.json')
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    with open(out, 'w') as f:
+        json.dump(results, f, indent=2)
+    print(f'results written to {out}')
+    results['results_file'] = out
+    return results
+
+
+if __name__ == '__main__':
+    main()
