@@ -56,13 +56,16 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         randomness['diff_rank_seed'] = True
     if randomness:
         cfg.randomness = randomness
+    from avtoolkit.models.algorithms.downstream import \
+        apply_pretrained_option
+    apply_pretrained_option(cfg)
     fill_schedule_lengths(cfg)
     return cfg
 
 
 def prepare_data(cfg: Config, poll_seconds: float = 2.0,
                  timeout: float = 3600.0) -> None:
-    """Generate the synthetic dataset a config asks for, if it is absent.
+    """Generate the synthetic data a config asks for, if it is absent.
 
     A config with ``synthetic_data = dict(out_dir=..., num_videos=..., ...)``
     (arguments of :func:`avtoolkit.datasets.synthetic.generate_synthetic_av`)
@@ -71,26 +74,22 @@ def prepare_data(cfg: Config, poll_seconds: float = 2.0,
     run the process with ``LOCAL_RANK`` 0 generates and the others wait for
     its ``summary.json``.
     """
-    import os
     import os.path as osp
-    import time
+
+    from avtoolkit.datasets.synthetic_downstream import \
+        prepare_synthetic_downstream
+    from avtoolkit.utils.dist import make_on_local_leader
+    prepare_synthetic_downstream(cfg, poll_seconds, timeout)
     spec = cfg.get('synthetic_data')
     if not spec:
         return
     from avtoolkit.datasets.synthetic import generate_synthetic_av
     spec = dict(spec)
     out_dir = spec.pop('out_dir')
-    if int(os.environ.get('LOCAL_RANK', 0)) == 0:
-        generate_synthetic_av(out_dir, **spec)
-        return
-    summary = osp.join(out_dir, 'summary.json')
-    waited = 0.0
-    while not osp.isfile(summary):
-        if waited > timeout:
-            raise TimeoutError(f'no synthetic dataset at {out_dir} after '
-                               f'{timeout:.0f} s')
-        time.sleep(poll_seconds)
-        waited += poll_seconds
+    make_on_local_leader(lambda: generate_synthetic_av(out_dir, **spec),
+                         osp.join(out_dir, 'summary.json'),
+                         f'synthetic dataset at {out_dir}', poll_seconds,
+                         timeout)
 
 
 def build_runner(cfg: Config) -> Runner:

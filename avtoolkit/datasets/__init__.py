@@ -5,3 +5,4 @@ from . import bad_input  # noqa: F401
 from .downstream import (AudioSetDataset, CharadesDataset,  # noqa: F401
                          ESC50Dataset, Kinetics700Dataset,
                          KineticsSoundsDataset, UCF101Dataset)
+from .synthetic_downstream import holdout_split  # noqa: F401

@@ -66,3 +66,26 @@ def prepare_distributed(cfg: Config, launcher: str) -> None:
     if 'DistributedDataParallel' in str(wrapper.get('type', '')):
         wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def make_on_local_leader(make, done_file: str, what: str,
+                         poll_seconds: float = 2.0,
+                         timeout: float = 3600.0) -> None:
+    """Run ``make()`` in the process with ``LOCAL_RANK`` 0; every other
+    process of the node waits until ``done_file`` exists (written last by
+    ``make``), failing with ``TimeoutError`` after ``timeout`` seconds.
+
+    Used to generate a dataset once per machine before the Runner starts
+    (no process group exists yet at that point, so no barrier is possible).
+    """
+    import time
+    if int(os.environ.get('LOCAL_RANK', 0)) == 0:
+        make()
+        return
+    waited = 0.0
+    while not os.path.isfile(done_file):
+        if waited > timeout:
+            raise TimeoutError(f'no {what} after {timeout:.0f} s (waiting '
+                               f'for {done_file})')
+        time.sleep(poll_seconds)
+        waited += poll_seconds

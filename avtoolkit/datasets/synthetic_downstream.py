@@ -1,0 +1,782 @@
+"""Synthetic data in the on-disk layouts of the downstream datasets, and the
+held-out validation split of the fine-tuning protocols.
+
+Part 1: :func:`generate_synthetic_downstream` writes one of four layouts
+from the synthetic audio-visual generator (:mod:`.synthetic`), so that the
+downstream readers (:mod:`.downstream`) and configs can be run end to end on
+a CPU without downloading anything:
+
+``ucf101`` (read by ``UCF101Dataset``)::
+
+    OUT/videos/<Class>/v_<Class>_g<GG>_c<CC>.mp4
+    OUT/ucfTrainTestlist/classInd.txt          "1 <Class>" ...
+    OUT/ucfTrainTestlist/trainlist0{1,2,3}.txt "<Class>/v_..._cCC.mp4 <k>"
+    OUT/ucfTrainTestlist/testlist0{1,2,3}.txt  "<Class>/v_..._cCC.mp4"
+
+  Every class has ``num_groups`` groups of clips (UCF101: 25 groups of 4-7
+  clips).  As in UCF101, where split k tests on groups 7(k-1)+1..7k, split k
+  here tests on the k-th block of ``max(1, round(7 * num_groups / 25))``
+  groups; the remaining groups are always in training.
+
+``kinetics_sounds`` (read by ``KineticsSoundsDataset`` from Kinetics CSVs)::
+
+    OUT/videos/<youtube_id>_000000_<seconds:06d>.mp4
+    OUT/train.csv, OUT/validate.csv
+        label,youtube_id,time_start,time_end,split
+    OUT/classes.txt                   one class name per line (label order)
+
+  ``validate.csv`` (the Kinetics validation videos, which serve as the test
+  set of Kinetics-Sounds) holds ``test_fraction`` of every class.
+
+``charades`` (read by ``CharadesDataset``)::
+
+    OUT/Charades_v1_480/<id>.mp4
+    OUT/Charades_v1_train.csv, OUT/Charades_v1_test.csv
+        id,subject,scene,quality,relevance,verified,script,objects,
+        descriptions,actions,length
+    OUT/Charades_v1_classes.txt       "c000 <description>" per line
+
+  Multi-label, time-stamped actions derived from the per-second events of
+  each video (``num_classes + 2`` classes): ``c<label>`` (the video's class)
+  from the first event onset to the end of the last event; ``c<K>`` "loud
+  event" over every event with loudness >= 0.85 (the object is more opaque
+  and the sound louder); ``c<K+1>`` "high-pitched event" over every event
+  more than one semitone above its class's pitch (the object is smaller).
+  ``test_fraction`` of every class goes to the test CSV.
+
+``esc50`` (read by ``ESC50Dataset``)::
+
+    OUT/audio/<fold>-<source id>-A-<target>.wav   16-bit PCM mono
+    OUT/meta/esc50.csv   filename,fold,target,category,esc10,src_file,take
+
+  Sound tracks of the synthetic generator (no video is rendered), balanced
+  over classes and over the 5 folds; ESC-50 clips last 5 s (``seconds``).
+
+The video layouts hard-link (or, where links fail, copy) the files of a
+complete synthetic dataset generated in ``OUT/source`` by
+:func:`~avtoolkit.datasets.synthetic.generate_synthetic_av` (labels, events and
+content are the generator's).  Everything is determined by the parameters:
+the same call writes the same files.  Like the generator, this function never
+writes into a non-empty folder it did not create (``overwrite`` to allow it;
+even then only its own file names are replaced), skips a folder that already
+holds a complete layout with the same parameters, and replaces its own
+files when the parameters change.  ``OUT/.synthetic_downstream.json`` marks
+ownership and lists every file the layout writes; ``OUT/summary.json``
+records parameters, splits and files once the layout is complete.
+
+Part 2: :func:`holdout_split` (registered as the dataset type
+``HoldOutSplit``) carves a deterministic, class-stratified validation part out
+of a training list, so that model selection never looks at the test split.
+
+Part 3: :func:`prepare_synthetic_downstream` generates the layout a config
+asks for in ``synthetic_downstream = dict(out_dir=..., layout=..., ...)``.
+"""
+import csv
+import io
+import json
+import math
+import os
+import os.path as osp
+import shutil
+import string
+import sys
+import time
+import wave
+from typing import Dict, Hashable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from avtoolkit.registry import DATASETS
+from avtoolkit.utils.dist import make_on_local_leader
+from . import synthetic
+
+GENERATOR_NAME = 'avtoolkit.datasets.synthetic_downstream'
+FORMAT_VERSION = 1
+MARKER_FILE = '.synthetic_downstream.json'
+SUMMARY_FILE = 'summary.json'
+SOURCE_DIR = 'source'
+LAYOUTS = ('ucf101', 'kinetics_sounds', 'charades', 'esc50')
+UCF_SPLITS = (1, 2, 3)
+ESC_FOLDS = 5
+LOUD_THRESHOLD = 0.85
+HIGH_PITCH_SEMITONES = 1.0
+# spawn keys of the random streams of each layout (fixed: changing them
+# changes every generated layout)
+_STREAM = {'ucf101': 11, 'kinetics_sounds': 12, 'charades': 13, 'esc50': 14}
+
+
+# ==================================================================== params
+def _check_int(name: str, value, low: int, high: Optional[int] = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f'{name} must be an integer, got '
+                        f'{type(value).__name__} {value!r}')
+    if value < low or (high is not None and value > high):
+        bound = f'>= {low}' if high is None else f'in [{low}, {high}]'
+        raise ValueError(f'{name} must be {bound}, got {value}')
+    return int(value)
+
+
+def downstream_params(layout: str,
+                      num_videos: int = 60,
+                      seconds: int = 4,
+                      num_classes: int = 6,
+                      seed: int = 0,
+                      height: int = 128,
+                      width: int = 128,
+                      fps: int = 16,
+                      sample_rate: int = 16000,
+                      test_fraction: float = 0.25,
+                      num_groups: int = 4) -> dict:
+    """The checked parameters of a layout as a JSON-serialisable dict."""
+    if layout not in LAYOUTS:
+        raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
+    params = dict(
+        layout=layout,
+        num_videos=_check_int('num_videos', num_videos, 1),
+        seconds=_check_int('seconds', seconds, 1, 3600),
+        num_classes=_check_int('num_classes', num_classes, 2,
+                               synthetic.MAX_CLASSES),
+        seed=_check_int('seed', seed, 0, 2**63 - 1),
+        height=_check_int('height', height, 32, 4096),
+        width=_check_int('width', width, 32, 4096),
+        fps=_check_int('fps', fps, 4, 120),
+        sample_rate=_check_int('sample_rate', sample_rate, 1),
+        test_fraction=test_fraction,
+        num_groups=_check_int('num_groups', num_groups, 4, 100),
+    )
+    if isinstance(test_fraction, bool) or not isinstance(
+            test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
+        raise ValueError('test_fraction must be a number in (0, 1), got '
+                         f'{test_fraction!r}')
+    params['test_fraction'] = float(test_fraction)
+    # The generator's own checks (even frame size, AAC sample rates, ...).
+    synthetic.SyntheticAVConfig(
+        num_videos=params['num_videos'], seconds=params['seconds'],
+        num_classes=params['num_classes'], seed=params['seed'],
+        height=params['height'], width=params['width'], fps=params['fps'],
+        sample_rate=params['sample_rate'], val_fraction=0.0)
+    per_class = params['num_videos'] // params['num_classes']
+    if layout == 'ucf101' and per_class < params['num_groups']:
+        raise ValueError(
+            f'the ucf101 layout needs at least num_groups='
+            f'{params["num_groups"]} videos per class, got num_videos='
+            f'{params["num_videos"]} for {params["num_classes"]} classes')
+    if layout in ('kinetics_sounds', 'charades') and per_class < 2:
+        raise ValueError(f'the {layout} layout needs at least 2 videos per '
+                         'class (one for training, one for testing)')
+    if layout == 'esc50' and per_class < ESC_FOLDS:
+        raise ValueError(f'the esc50 layout needs at least {ESC_FOLDS} clips '
+                         'per class (one per fold)')
+    return params
+
+
+def ucf_test_groups(num_groups: int) -> Dict[int, List[int]]:
+    """Groups (1-based) tested by each split: contiguous blocks of
+    ``max(1, round(7 * num_groups / 25))`` groups, as UCF101's 1-7, 8-14,
+    15-21 of 25."""
+    block = max(1, int(round(7 * num_groups / 25)))
+    if 3 * block >= num_groups:
+        raise ValueError(f'num_groups={num_groups} leaves no group that is '
+                         'always in training')
+    return {k: list(range((k - 1) * block + 1, k * block + 1))
+            for k in UCF_SPLITS}
+
+
+# ================================================================ class names
+def _unique(names: List[str], what: str) -> List[str]:
+    out, seen = [], set()
+    for i, name in enumerate(names):
+        if name in seen:
+            name = f'{name} {i}'
+        seen.add(name)
+        out.append(name)
+    if len(set(out)) != len(out):
+        raise RuntimeError(f'could not make unique {what} names')
+    return out
+
+
+def class_names(layout: str, num_classes: int) -> List[str]:
+    """Class names of a layout, in label order, from the class recipes of
+    the synthetic generator."""
+    specs = synthetic.class_specs(num_classes)
+    if layout == 'ucf101':
+        names = [''.join(w.capitalize() for w in
+                         f'{s.colour} {s.shape} {s.motion}'.split())
+                 for s in specs]
+        return [n.replace(' ', '') for n in _unique(names, 'class')]
+    if layout == 'kinetics_sounds':
+        return _unique([f'{s.colour} {s.shape} {s.motion}' for s in specs],
+                       'class')
+    if layout == 'charades':
+        return _unique([f'A {s.colour} {s.shape} moves ({s.motion})'
+                        for s in specs], 'class') + \
+            ['A loud event', 'A high-pitched event']
+    if layout == 'esc50':
+        return _unique([f'{s.timbre}_{s.pulses}_pulse_{s.pitch_hz:.0f}_hz'
+                        for s in specs], 'class')
+    raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
+
+
+# ====================================================================== I/O
+def _read_json(path: str) -> Optional[dict]:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_atomic(path: str, text: str) -> None:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = path + '.part'
+    with open(tmp, 'w', newline='') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _csv_text(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator='\n')
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _place(src: str, dst: str) -> None:
+    """Hard-link ``src`` to ``dst`` (copy where links are not possible)."""
+    os.makedirs(osp.dirname(dst), exist_ok=True)
+    if osp.isfile(dst):
+        if osp.samefile(src, dst):
+            return
+        os.remove(dst)
+    try:
+        os.link(src, dst)
+    except OSError:
+        tmp = dst + '.part'
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+
+
+def _write_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
+    """Mono float audio in [-1, 1] as 16-bit PCM."""
+    pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype('<i2')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = path + '.part'
+    with wave.open(tmp, 'wb') as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(sample_rate)
+        f.writeframes(pcm.tobytes())
+    os.replace(tmp, path)
+
+
+def _rng(params: dict, purpose: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(
+        params['seed'], spawn_key=(_STREAM[params['layout']], purpose)))
+
+
+def _random_ids(rng: np.random.Generator, count: int, length: int,
+                alphabet: str) -> List[str]:
+    ids, seen = [], set()
+    chars = np.array(list(alphabet))
+    while len(ids) < count:
+        name = ''.join(rng.choice(chars, length))
+        if name not in seen:
+            seen.add(name)
+            ids.append(name)
+    return ids
+
+
+def _stratified_holdout(labels: Sequence[int], fraction: float,
+                        rng: np.random.Generator) -> List[bool]:
+    """True for the held-out members: ``round(fraction * n)`` of every class
+    (at least one, never all)."""
+    labels = np.asarray(labels)
+    held = [False] * len(labels)
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        n = len(members)
+        k = min(max(1, int(round(fraction * n))), n - 1) if n > 1 else 0
+        for i in rng.permutation(members)[:k]:
+            held[int(i)] = True
+    return held
+
+
+def _progress(total: int, verbose: bool):
+    if not verbose or total == 0:
+        return None
+    from mmengine.utils import ProgressBar
+    return ProgressBar(total, file=sys.stdout)
+
+
+# ================================================================ layouts
+def _source_videos(out_dir: str, params: dict, workers: int, overwrite: bool,
+                   verbose: bool) -> List[dict]:
+    """The summary entries of the source videos, generated if needed."""
+    summary = synthetic.generate_synthetic_av(
+        osp.join(out_dir, SOURCE_DIR),
+        num_videos=params['num_videos'], seconds=params['seconds'],
+        num_classes=params['num_classes'], seed=params['seed'],
+        height=params['height'], width=params['width'], fps=params['fps'],
+        sample_rate=params['sample_rate'], val_fraction=0.0,
+        workers=workers, overwrite=overwrite, verbose=verbose)
+    videos = sorted(summary['videos'], key=lambda v: v['name'])
+    for video in videos:
+        video['abs_path'] = osp.join(out_dir, SOURCE_DIR, video['path'])
+    return videos
+
+
+def _plan_ucf101(params: dict, videos: List[dict]) -> dict:
+    names = class_names('ucf101', params['num_classes'])
+    groups = params['num_groups']
+    test_groups = ucf_test_groups(groups)
+    links, entries = [], []
+    for c, name in enumerate(names):
+        members = [v for v in videos if v['label'] == c]
+        for k, video in enumerate(members):
+            group, clip = k % groups + 1, k // groups + 1
+            rel = f'{name}/v_{name}_g{group:02d}_c{clip:02d}.mp4'
+            links.append((video['abs_path'], f'videos/{rel}'))
+            entries.append(dict(path=rel, label=c, group=group,
+                                source=video['name']))
+    texts = {'ucfTrainTestlist/classInd.txt':
+             ''.join(f'{c + 1} {n}\n' for c, n in enumerate(names))}
+    splits = {}
+    for k in UCF_SPLITS:
+        test = [e for e in entries if e['group'] in test_groups[k]]
+        train = [e for e in entries if e['group'] not in test_groups[k]]
+        texts[f'ucfTrainTestlist/trainlist0{k}.txt'] = ''.join(
+            f'{e["path"]} {e["label"] + 1}\n' for e in train)
+        texts[f'ucfTrainTestlist/testlist0{k}.txt'] = ''.join(
+            f'{e["path"]}\n' for e in test)
+        splits[f'split{k}'] = dict(train=len(train), test=len(test),
+                                   test_groups=test_groups[k])
+    return dict(links=links, texts=texts, wavs=[], splits=splits,
+                classes=names)
+
+
+def _plan_kinetics_sounds(params: dict, videos: List[dict]) -> dict:
+    names = class_names('kinetics_sounds', params['num_classes'])
+    rng = _rng(params, 0)
+    ids = _random_ids(rng, len(videos), 11,
+                      string.ascii_letters + string.digits + '-_')
+    held = _stratified_holdout([v['label'] for v in videos],
+                               params['test_fraction'], rng)
+    end = params['seconds']
+    links, rows = [], {'train': [], 'validate': []}
+    for video, yid, is_test in zip(videos, ids, held):
+        split = 'validate' if is_test else 'train'
+        fname = f'{yid}_{0:06d}_{end:06d}.mp4'
+        links.append((video['abs_path'], f'videos/{fname}'))
+        rows[split].append([names[video['label']], yid, 0, end, split])
+    header = ('label', 'youtube_id', 'time_start', 'time_end', 'split')
+    texts = {f'{s}.csv': _csv_text(header, r) for s, r in rows.items()}
+    texts['classes.txt'] = ''.join(n + '\n' for n in names)
+    return dict(links=links, texts=texts, wavs=[], classes=names,
+                splits={s: len(r) for s, r in rows.items()})
+
+
+def charades_actions(video: dict, num_classes: int) -> List[tuple]:
+    """``(class, start, end)`` actions of one source video (see the module
+    docstring); ``video`` is an entry of the synthetic generator's
+    summary."""
+    spec = synthetic.class_specs(num_classes)[video['label']]
+    events = video['events']
+    if not events:
+        raise ValueError(f'video {video.get("name")} has no events')
+    first = min(e['onset'] for e in events)
+    last = max(e['onset'] + e['duration'] for e in events)
+    actions = [(video['label'], first, last)]
+    for e in events:
+        end = e['onset'] + e['duration']
+        if e['loudness'] >= LOUD_THRESHOLD:
+            actions.append((num_classes, e['onset'], end))
+        if 12 * math.log2(e['pitch_hz'] / spec.pitch_hz) > \
+                HIGH_PITCH_SEMITONES:
+            actions.append((num_classes + 1, e['onset'], end))
+    return actions
+
+
+def _plan_charades(params: dict, videos: List[dict]) -> dict:
+    names = class_names('charades', params['num_classes'])
+    rng = _rng(params, 0)
+    ids = _random_ids(rng, len(videos), 5,
+                      string.ascii_uppercase + string.digits)
+    held = _stratified_holdout([v['label'] for v in videos],
+                               params['test_fraction'], rng)
+    header = ('id', 'subject', 'scene', 'quality', 'relevance', 'verified',
+              'script', 'objects', 'descriptions', 'actions', 'length')
+    links, rows = [], {'train': [], 'test': []}
+    for video, vid, is_test in zip(videos, ids, held):
+        links.append((video['abs_path'], f'Charades_v1_480/{vid}.mp4'))
+        actions = ';'.join(
+            f'c{c:03d} {start:.2f} {end:.2f}'
+            for c, start, end in charades_actions(video,
+                                                  params['num_classes']))
+        rows['test' if is_test else 'train'].append([
+            vid, 'SYNTH', 'Synthetic scene', 7, 7, 'Yes',
+            names[video['label']], 'object', names[video['label']], actions,
+            f'{params["seconds"]:.2f}'
+        ])
+    texts = {f'Charades_v1_{s}.csv': _csv_text(header, r)
+             for s, r in rows.items()}
+    texts['Charades_v1_classes.txt'] = ''.join(
+        f'c{c:03d} {n}\n' for c, n in enumerate(names))
+    return dict(links=links, texts=texts, wavs=[], classes=names,
+                splits={s: len(r) for s, r in rows.items()})
+
+
+def _plan_esc50(params: dict) -> dict:
+    names = class_names('esc50', params['num_classes'])
+    rng = _rng(params, 0)
+    n, k = params['num_videos'], params['num_classes']
+    labels = (np.arange(n) % k)[rng.permutation(n)]
+    folds = np.zeros(n, dtype=int)
+    for c in range(k):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        folds[members] = np.arange(len(members)) % ESC_FOLDS + 1
+    source_ids = 100000 + rng.permutation(900000)[:n]
+    wavs, rows = [], []
+    for i in range(n):
+        fname = f'{folds[i]}-{source_ids[i]}-A-{labels[i]}.wav'
+        wavs.append(dict(index=i, label=int(labels[i]),
+                         path=f'audio/{fname}'))
+        rows.append([fname, int(folds[i]), int(labels[i]), names[labels[i]],
+                     'True' if labels[i] < 10 else 'False',
+                     f'{source_ids[i]}.wav', 'A'])
+    header = ('filename', 'fold', 'target', 'category', 'esc10',
+              'src_file', 'take')
+    rows.sort(key=lambda r: r[0])
+    per_fold = {f'fold{f}': int((folds == f).sum())
+                for f in range(1, ESC_FOLDS + 1)}
+    return dict(links=[], wavs=wavs, classes=names, splits=per_fold,
+                texts={'meta/esc50.csv': _csv_text(header, rows)})
+
+
+def _planned_files(plan: dict) -> List[str]:
+    return sorted([dst for _, dst in plan['links']] +
+                  [w['path'] for w in plan['wavs']] + list(plan['texts']))
+
+
+# ============================================================ ownership
+def _is_complete(out_dir: str, params: dict) -> Optional[dict]:
+    summary = _read_json(osp.join(out_dir, SUMMARY_FILE))
+    if (summary is None or summary.get('generator') != GENERATOR_NAME
+            or summary.get('format_version') != FORMAT_VERSION
+            or summary.get('params') != params):
+        return None
+    for entry in summary.get('files', []):
+        path = osp.join(out_dir, entry['path'])
+        if not osp.isfile(path) or osp.getsize(path) != entry['bytes']:
+            return None
+    return summary if summary.get('files') else None
+
+
+def _owned(out_dir: str) -> Optional[dict]:
+    for name in (MARKER_FILE, SUMMARY_FILE):
+        data = _read_json(osp.join(out_dir, name))
+        if data is not None and data.get('generator') == GENERATOR_NAME:
+            return data
+    return None
+
+
+def _inside(out_dir: str, rel: str) -> Optional[str]:
+    path = osp.normpath(osp.join(out_dir, rel))
+    return path if path.startswith(out_dir + os.sep) else None
+
+
+def _remove_layout_files(out_dir: str) -> None:
+    """Delete the files this module wrote in ``out_dir`` (the ones listed
+    by its marker and summary) and the folders they leave empty; the source
+    folder is left to the synthetic generator."""
+    listed = set()
+    for name in (MARKER_FILE, SUMMARY_FILE):
+        data = _read_json(osp.join(out_dir, name)) or {}
+        for entry in data.get('files', []):
+            listed.add(entry['path'] if isinstance(entry, dict) else entry)
+    folders = set()
+    for rel in sorted(listed):
+        path = _inside(out_dir, rel)
+        if path is None:
+            continue
+        for candidate in (path, path + '.part'):
+            if osp.isfile(candidate):
+                os.remove(candidate)
+        folder = osp.dirname(path)
+        while folder != out_dir and folder.startswith(out_dir + os.sep):
+            folders.add(folder)
+            folder = osp.dirname(folder)
+    for folder in sorted(folders, key=len, reverse=True):
+        if osp.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+    for name in (SUMMARY_FILE, MARKER_FILE):
+        path = osp.join(out_dir, name)
+        if osp.isfile(path):
+            os.remove(path)
+
+
+# ============================================================== entry point
+def format_summary(summary: dict) -> str:
+    """Human-readable text of a summary of
+    :func:`generate_synthetic_downstream`."""
+    params = summary['params']
+    splits = ', '.join(f'{k}: {v}' for k, v in summary['splits'].items())
+    lines = [
+        f"Synthetic {params['layout']} layout in {summary['out_dir']}",
+        f"  {params['num_videos']} items x {params['seconds']} s, "
+        f"{len(summary['classes'])} classes, seed {params['seed']}",
+        f'  splits: {splits}',
+        f"  files: {len(summary['files'])}",
+    ]
+    if summary.get('skipped'):
+        lines.append('  status: already complete with these parameters, '
+                     'nothing written')
+    else:
+        lines.append(f"  status: written in {summary['elapsed_s']:.1f} s")
+    return '\n'.join(lines)
+
+
+def generate_synthetic_downstream(out_dir: str,
+                                  layout: str,
+                                  num_videos: int = 60,
+                                  seconds: int = 4,
+                                  num_classes: int = 6,
+                                  seed: int = 0,
+                                  *,
+                                  height: int = 128,
+                                  width: int = 128,
+                                  fps: int = 16,
+                                  sample_rate: int = 16000,
+                                  test_fraction: float = 0.25,
+                                  num_groups: int = 4,
+                                  workers: int = 1,
+                                  overwrite: bool = False,
+                                  verbose: bool = True) -> dict:
+    """Write (or verify) a synthetic dataset in a downstream layout.
+
+    Args:
+        out_dir: output folder; created if missing.
+        layout: ``'ucf101'``, ``'kinetics_sounds'``, ``'charades'`` or
+            ``'esc50'`` (see the module docstring).
+        num_videos: videos (ESC-50: clips); balanced over the classes.
+        seconds: length of every video or clip (ESC-50 clips: 5).
+        num_classes: classes of the synthetic generator (2-30); Charades
+            has two more (the event classes).
+        seed: master seed; the same parameters give the same files.
+        height, width, fps, sample_rate: media format (see
+            :class:`~avtoolkit.datasets.synthetic.SyntheticAVConfig`).
+        test_fraction: share of every class in the test split (Kinetics
+            ``validate.csv``, Charades test CSV).
+        num_groups: UCF101 groups per class (>= 4).
+        workers: processes rendering the source videos.
+        overwrite: allow writing into a non-empty folder not made here.
+        verbose: progress bars and a printed summary.
+
+    Returns:
+        The summary (as stored in ``summary.json``) plus ``out_dir``,
+        ``skipped`` and ``elapsed_s``.
+
+    Raises:
+        FileExistsError: ``out_dir`` is non-empty, was not written by this
+            function and ``overwrite`` is False.
+        NotADirectoryError: ``out_dir`` is a file.
+        ValueError, TypeError: invalid parameters.
+    """
+    start = time.time()
+    params = downstream_params(
+        layout, num_videos=num_videos, seconds=seconds,
+        num_classes=num_classes, seed=seed, height=height, width=width,
+        fps=fps, sample_rate=sample_rate, test_fraction=test_fraction,
+        num_groups=num_groups)
+    if isinstance(workers, bool) or not isinstance(workers, int) or \
+            workers < 1:
+        raise ValueError(f'workers must be a positive integer, got '
+                         f'{workers!r}')
+    out_dir = osp.abspath(out_dir)
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise NotADirectoryError(f'{out_dir} exists and is not a folder')
+
+    if osp.isdir(out_dir) and os.listdir(out_dir):
+        summary = _is_complete(out_dir, params)
+        if summary is not None:
+            summary.update(out_dir=out_dir, skipped=True,
+                           elapsed_s=time.time() - start)
+            if verbose:
+                print(format_summary(summary))
+            return summary
+        owned = _owned(out_dir)
+        if owned is not None:
+            if owned.get('params') != params and verbose:
+                print(f'Replacing the synthetic {owned["params"]["layout"]} '
+                      f'layout in {out_dir} (different parameters).')
+            _remove_layout_files(out_dir)
+        elif not overwrite:
+            raise FileExistsError(
+                f'{out_dir} is not empty and was not written by the '
+                'synthetic downstream generator; choose another folder or '
+                'pass overwrite=True (--overwrite)')
+
+    os.makedirs(out_dir, exist_ok=True)
+    if layout == 'esc50':
+        plan = _plan_esc50(params)
+    else:
+        # the marker goes first, so that the source folder is ours too
+        _write_atomic(osp.join(out_dir, MARKER_FILE), json.dumps(dict(
+            generator=GENERATOR_NAME, format_version=FORMAT_VERSION,
+            params=params, files=[]), indent=1))
+        videos = _source_videos(out_dir, params, workers, overwrite, verbose)
+        plan = dict(ucf101=_plan_ucf101,
+                    kinetics_sounds=_plan_kinetics_sounds,
+                    charades=_plan_charades)[layout](params, videos)
+    files = _planned_files(plan)
+    _write_atomic(osp.join(out_dir, MARKER_FILE), json.dumps(dict(
+        generator=GENERATOR_NAME, format_version=FORMAT_VERSION,
+        params=params, files=files), indent=1))
+
+    bar = _progress(len(plan['links']) + len(plan['wavs']), verbose)
+    if verbose:
+        print(f'Writing the {layout} layout into {out_dir}')
+    for src, rel in plan['links']:
+        _place(src, osp.join(out_dir, rel))
+        if bar is not None:
+            bar.update()
+    if plan['wavs']:
+        config = synthetic.SyntheticAVConfig(
+            num_videos=params['num_videos'], seconds=params['seconds'],
+            num_classes=params['num_classes'], seed=params['seed'],
+            height=32, width=32, fps=params['fps'],
+            sample_rate=params['sample_rate'], val_fraction=0.0)
+        for item in plan['wavs']:
+            plan_i = synthetic.sample_video_plan(config, item['index'],
+                                                 item['label'])
+            _write_wav(osp.join(out_dir, item['path']),
+                       synthetic.render_audio(plan_i, config),
+                       params['sample_rate'])
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.file.write('\n')
+        bar.file.flush()
+    for rel, text in plan['texts'].items():
+        _write_atomic(osp.join(out_dir, rel), text)
+
+    summary = dict(
+        generator=GENERATOR_NAME,
+        format_version=FORMAT_VERSION,
+        params=params,
+        classes=plan['classes'],
+        splits=plan['splits'],
+        files=[dict(path=rel, bytes=osp.getsize(osp.join(out_dir, rel)))
+               for rel in files],
+        generation_time_s=round(time.time() - start, 3),
+    )
+    _write_atomic(osp.join(out_dir, SUMMARY_FILE),
+                  json.dumps(summary, indent=1))
+    summary.update(out_dir=out_dir, skipped=False,
+                   elapsed_s=time.time() - start)
+    if verbose:
+        print(format_summary(summary))
+    return summary
+
+
+def prepare_synthetic_downstream(cfg, poll_seconds: float = 2.0,
+                                 timeout: float = 3600.0) -> None:
+    """Generate the layout a config asks for, if it is absent.
+
+    A config with ``synthetic_downstream = dict(out_dir=..., layout=...,
+    ...)`` (arguments of :func:`generate_synthetic_downstream`) gets its data
+    before the Runner builds any dataset.  A complete layout with the same
+    parameters is only checked.  In a multi-process run the process with
+    ``LOCAL_RANK`` 0 generates and the others wait for ``summary.json``.
+    """
+    spec = cfg.get('synthetic_downstream')
+    if not spec:
+        return
+    spec = dict(spec)
+    if 'out_dir' not in spec or 'layout' not in spec:
+        raise ValueError('synthetic_downstream needs "out_dir" and "layout"')
+    out_dir = spec.pop('out_dir')
+    make_on_local_leader(
+        lambda: generate_synthetic_downstream(out_dir, **spec),
+        osp.join(out_dir, SUMMARY_FILE),
+        f'synthetic {spec["layout"]} layout at {out_dir}', poll_seconds,
+        timeout)
+
+
+# ==================================================== held-out validation
+def _stratum(label) -> Hashable:
+    """Single-label entries are stratified by their class; others (no
+    label, multi-label) fall into one stratum."""
+    if isinstance(label, (torch.Tensor, np.ndarray)):
+        label = label.reshape(-1).tolist()
+    if isinstance(label, (list, tuple)):
+        return label[0] if len(label) == 1 else None
+    if isinstance(label, float) and label.is_integer():
+        return int(label)
+    return label if isinstance(label, int) else None
+
+
+def holdout_indices(labels: Sequence, val_fraction: float, seed: int = 0,
+                    stratify: bool = True) -> Tuple[List[int], List[int]]:
+    """Deterministic ``(train, val)`` index lists of a training list.
+
+    ``round(val_fraction * n)`` members of every stratum (class, with
+    ``stratify``; the whole list otherwise) go to ``val``, at least one and
+    never all of a stratum of two or more.  The choice depends only on
+    ``labels``, ``val_fraction`` and ``seed``; the two lists are disjoint and
+    cover every index.
+    """
+    if isinstance(val_fraction, bool) or not isinstance(
+            val_fraction, (int, float)) or not 0.0 < val_fraction < 1.0:
+        raise ValueError('val_fraction must be a number in (0, 1), got '
+                         f'{val_fraction!r}')
+    _check_int('seed', seed, 0, 2**63 - 1)
+    keys = [_stratum(label) if stratify else None for label in labels]
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    order = {}
+    for i, key in enumerate(keys):
+        order.setdefault(key, []).append(i)
+    val = []
+    for key in sorted(order, key=lambda k: (k is None, str(k))):
+        members = np.asarray(order[key])
+        n = len(members)
+        k = min(max(1, int(round(val_fraction * n))), n - 1) if n > 1 else 0
+        val.extend(int(i) for i in rng.permutation(members)[:k])
+    if not val:
+        raise ValueError(f'val_fraction={val_fraction} of {len(keys)} '
+                         'entries leaves the validation part empty')
+    val_set = set(val)
+    return [i for i in range(len(keys)) if i not in val_set], sorted(val)
+
+
+@DATASETS.register_module(name='HoldOutSplit')
+def holdout_split(dataset: Union[dict, object],
+                  part: str,
+                  val_fraction: float = 0.1,
+                  seed: int = 0,
+                  stratify: bool = True):
+    """The ``'train'`` or ``'val'`` part of a training dataset.
+
+    Builds ``dataset`` (a config or a built mmengine dataset), chooses the
+    validation entries with :func:`holdout_indices` (class-stratified for
+    single-label data) and returns the dataset reduced in place to the
+    requested part (``BaseDataset.get_subset_``), with ``holdout`` attribute
+    ``dict(part, val_fraction, seed, num_train, num_val)``.  Use the same
+    ``dataset``, ``val_fraction`` and ``seed`` for both parts: they are then
+    disjoint and together the whole list.
+    """
+    if part not in ('train', 'val'):
+        raise ValueError(f"part must be 'train' or 'val', got {part!r}")
+    ds = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
+    if not hasattr(ds, 'get_subset_'):
+        raise TypeError('HoldOutSplit needs an mmengine BaseDataset, got '
+                        f'{type(ds).__name__}')
+    ds.full_init()
+    labels = [ds.get_data_info(i).get('label') for i in range(len(ds))]
+    train, val = holdout_indices(labels, val_fraction, seed, stratify)
+    ds.get_subset_(train if part == 'train' else val)
+    ds.holdout = dict(part=part, val_fraction=float(val_fraction),
+                      seed=int(seed), num_train=len(train), num_val=len(val))
+    return ds

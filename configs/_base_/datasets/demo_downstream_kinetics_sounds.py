@@ -1,0 +1,96 @@
+# The Kinetics-Sounds protocol on synthetic data for CPU runs: the layout of
+# kinetics_sounds.py (videos/<youtube_id>_<start>_<end>.mp4, train.csv,
+# validate.csv, classes.txt) written by avtoolkit.datasets.synthetic_downstream
+# from the synthetic demo generator: 10 classes (those of the pretraining
+# demo), 100 videos of 8 s at 160x128 pixels, 30% of every class in
+# validate.csv (the test set).
+#
+# Sequences as in the pretraining demo: T = 8 one-second clips of 8 frames, a
+# 40-pixel short side, 32x32 training crops, 3 crops of 40x40 at test, 64-bin
+# log-mel spectrograms of 101 frames.
+_base_ = ['./kinetics_sounds.py']
+
+data_root = 'data/demo_downstream/kinetics_sounds/'
+video_prefix = data_root + 'videos'
+ann_file_train = data_root + 'train.csv'
+ann_file_test = data_root + 'validate.csv'
+class_file = data_root + 'classes.txt'
+num_classes = 10
+synthetic_downstream = dict(
+    out_dir=data_root, layout='kinetics_sounds', num_videos=100, seconds=8,
+    num_classes=num_classes, seed=0, height=128, width=160, fps=16,
+    test_fraction=0.3, workers=2)
+
+num_clips = 8
+frames_per_clip = 8
+clip_duration = 1.0
+short_side = 40
+train_crop_size = 32
+test_crop_size = 40
+sample_rate = 16000
+
+train_clips = dict(type='AVSampleClips', num_clips=num_clips,
+                   clip_duration=clip_duration,
+                   frames_per_clip=frames_per_clip, mode='random',
+                   jitter=0.1, short_policy='loop')
+test_clips = dict(type='AVSampleClips', num_clips=num_clips,
+                  clip_duration=clip_duration,
+                  frames_per_clip=frames_per_clip, mode='center',
+                  short_policy='loop')
+decode = dict(type='AVDecode', short_side=short_side,
+              sample_rate=sample_rate)
+video_train_steps = [
+    dict(type='RandomCrop', size=train_crop_size),
+    dict(type='Flip', flip_ratio=0.5),
+    dict(type='FormatShape', input_format='NCTHW'),
+]
+video_val_steps = [
+    dict(type='CenterCrop', crop_size=test_crop_size),
+    dict(type='FormatShape', input_format='NCTHW'),
+]
+video_test_steps = [
+    dict(type='ThreeCrop', crop_size=test_crop_size),
+    dict(type='FormatShape', input_format='NCTHW'),
+]
+audio_steps = [
+    dict(type='LogMelSpectrogram', sample_rate=sample_rate, n_mels=64,
+         n_fft=512, win_length=400, hop_length=160, num_frames=101),
+    dict(type='AudioNormalize', mean=-4.0, std=4.0),
+]
+init_av = dict(type='AVInit', modalities=('video', 'audio'), num_threads=1)
+init_visual = dict(type='AVInit', modalities=('video', ), num_threads=1)
+init_audio = dict(type='AVInit', modalities=('audio', ), num_threads=1)
+pack = dict(type='PackAVInputs')
+
+train_pipeline = [init_av, train_clips, decode] + video_train_steps + \
+    audio_steps + [pack]
+val_pipeline = [init_av, test_clips, decode] + video_val_steps + \
+    audio_steps + [pack]
+test_pipeline = [init_av, test_clips, decode] + video_test_steps + \
+    audio_steps + [pack]
+train_pipeline_visual = [init_visual, train_clips, decode] + \
+    video_train_steps + [pack]
+val_pipeline_visual = [init_visual, test_clips, decode] + video_val_steps + \
+    [pack]
+test_pipeline_visual = [init_visual, test_clips, decode] + \
+    video_test_steps + [pack]
+train_pipeline_audio = [init_audio, train_clips, decode] + audio_steps + \
+    [pack]
+val_pipeline_audio = [init_audio, test_clips, decode] + audio_steps + [pack]
+test_pipeline_audio = val_pipeline_audio
+
+train_dataloader = dict(
+    batch_size=8, num_workers=1,
+    dataset=dict(dataset=dict(
+        ann_file=ann_file_train, classes=class_file,
+        data_prefix=dict(video=video_prefix), pipeline=train_pipeline)))
+val_dataloader = dict(
+    batch_size=8, num_workers=1,
+    dataset=dict(dataset=dict(
+        ann_file=ann_file_train, classes=class_file,
+        data_prefix=dict(video=video_prefix), pipeline=val_pipeline)))
+test_dataloader = dict(
+    batch_size=4, num_workers=1,
+    dataset=dict(
+        ann_file=ann_file_test, classes=class_file,
+        data_prefix=dict(video=video_prefix), pipeline=test_pipeline))

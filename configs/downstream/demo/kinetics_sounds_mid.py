@@ -1,0 +1,31 @@
+# The Kinetics-Sounds protocol (kinetics_sounds_mid.py) at demo scale on a
+# CPU: the small AVBERT of the pretraining demo + a 2-layer MLP classifier,
+# fine-tuned on synthetic data in the Kinetics-Sounds layout (generated into
+# data/demo_downstream/kinetics_sounds/ first if absent), selected on the
+# held-out part of train.csv, tested on validate.csv with 3 crops.
+#
+#   python tools/train.py configs/downstream/demo/kinetics_sounds_mid.py \
+#       --cfg-options model.pretrained=work_dirs/demo_mid_part/iter_300.pth
+#   python tools/test.py configs/downstream/demo/kinetics_sounds_mid.py \
+#       work_dirs/kinetics_sounds_mid/best_acc_top1_iter_<n>.pth
+#
+# V and A settings: kinetics_sounds_mid_visual.py and
+# kinetics_sounds_mid_audio.py.
+_base_ = [
+    '../../_base_/models/downstream_avclassifier_tiny.py',
+    '../../_base_/datasets/demo_downstream_kinetics_sounds.py',
+    '../../_base_/schedules/downstream_kinetics_sounds_24k.py',
+]
+
+pretrained = None
+model = dict(num_classes={{_base_.num_classes}},
+             data_preprocessor={{_base_.av_data_preprocessor}},
+             modality='multimodal',
+             view_reduce='mean',
+             pretrained=pretrained)
+# The paper's learning rates (groups of the schedule), 200 iterations of
+# batch 8.
+train_cfg = dict(max_iters=200, val_interval=50)
+default_hooks = dict(checkpoint=dict(interval=50, max_keep_ckpts=1),
+                     logger=dict(interval=10))
+randomness = dict(seed=0)

@@ -1,0 +1,15 @@
+# kinetics_sounds_mid.py in the audio-only setting (A): the audio CNN and the
+# audio Transformer; the video stream is neither decoded nor modelled (one
+# view per video at test time).  Pooled feature: the summary (BOS) output of
+# the audio Transformer.
+_base_ = ['./kinetics_sounds_mid.py']
+
+model = dict(modality='audio')
+train_dataloader = dict(dataset=dict(dataset=dict(
+    pipeline={{_base_.train_pipeline_audio}})))
+val_dataloader = dict(dataset=dict(dataset=dict(
+    pipeline={{_base_.val_pipeline_audio}})))
+test_dataloader = dict(dataset=dict(pipeline={{_base_.test_pipeline_audio}}))
+# Parts of the neck get no gradient in this setting (the other modality's
+# embeddings, the multimodal embeddings): let DDP skip them.
+find_unused_parameters = True
