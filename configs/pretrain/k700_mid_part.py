@@ -20,3 +20,12 @@ default_hooks = dict(
                     max_keep_ckpts=5),
     logger=dict(type='LoggerHook', interval=50))
 log_processor = dict(by_epoch=False)
+
+# Memory and speed knobs (figures in docs/benchmarks.md), off by default:
+# - recompute the CNNs in backward, optionally a chunk of clips at a time
+#   (chunks change the BatchNorm statistics):
+#     --cfg-options model.visual_backbone.with_cp=True \
+#                   model.audio_backbone.with_cp=True
+# - torch.compile through mmengine's Runner (long first iteration):
+#     --cfg-options compile.backend=inductor
+# - bf16 / fp16 autocast: tools/train.py --amp
