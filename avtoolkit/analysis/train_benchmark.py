@@ -88,6 +88,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from avtoolkit.models.necks.benchmark import saved_activation_bytes
+
 __all__ = [
     'PEAK_TFLOPS', 'DTYPES', 'input_shapes_from_config', 'peak_tflops_for',
     'project_recipe', 'run_benchmark', 'format_report'
@@ -525,24 +527,6 @@ class _MemoryProbe:
             rss_peak_bytes=int(peak))
 
 
-def _saved_tensor_bytes(model: nn.Module, run: Callable[[], object]) -> int:
-    """Bytes of distinct non-parameter tensors saved for backward by run()."""
-    param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: Dict[int, int] = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        ptr = storage.data_ptr()
-        if ptr not in param_ptrs:
-            seen[ptr] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = run()
-    del out
-    return int(sum(seen.values()))
-
-
 def _state_bytes(model: nn.Module, optim_wrapper) -> Dict[str, int]:
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
@@ -658,7 +642,7 @@ def _count_step(model, data, optim_wrapper,
 
             if record_saved:
                 box = []
-                saved = _saved_tensor_bytes(model,
+                saved = saved_activation_bytes(model,
                                             lambda: box.append(forward()))
                 loss = box.pop()
             else:
@@ -682,7 +666,7 @@ def _forward_saved_bytes(model, data, optim_wrapper) -> int:
         return model.parse_losses(losses)[0]
 
     with _eager(model):
-        saved = _saved_tensor_bytes(model, run)
+        saved = saved_activation_bytes(model, run)
     optim_wrapper.zero_grad()
     return saved
 

@@ -852,7 +852,7 @@ def _read_json(path: str) -> Optional[dict]:
 
 def _write_text_atomic(path: str, text: str) -> None:
     tmp = path + '.part'
-    with open(tmp, 'w') as f:
+    with open(tmp, 'w', newline='') as f:
         f.write(text)
     os.replace(tmp, path)
 

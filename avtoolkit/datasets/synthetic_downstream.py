@@ -90,6 +90,7 @@ import torch
 from avtoolkit.registry import DATASETS
 from avtoolkit.utils.dist import make_on_local_leader
 from . import synthetic
+from .synthetic import _read_json, _write_text_atomic
 
 GENERATOR_NAME = 'avtoolkit.datasets.synthetic_downstream'
 FORMAT_VERSION = 1
@@ -219,21 +220,9 @@ def class_names(layout: str, num_classes: int) -> List[str]:
 
 
 # ====================================================================== I/O
-def _read_json(path: str) -> Optional[dict]:
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _write_atomic(path: str, text: str) -> None:
     os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = path + '.part'
-    with open(tmp, 'w', newline='') as f:
-        f.write(text)
-    os.replace(tmp, path)
+    _write_text_atomic(path, text)
 
 
 def _csv_text(header: Sequence[str], rows: Sequence[Sequence]) -> str:
