@@ -300,8 +300,9 @@ class FrozenFeatureSVMProtocol:
         batch_size, num_workers: of the extraction dataloader (recordings
             per batch; a batch holds ``batch_size * T`` clips).
         cache: keep the extracted features in ``cache_dir`` and reuse them
-            when the dataset, backbone config, feature and weights are
-            unchanged.
+            when the dataset config and its files (paths, sizes,
+            modification times), the backbone config, the feature and the
+            weights are unchanged.
         cache_dir: default ``WORK_DIR/feature_cache``.
         dump_scores: write the per-recording test scores of every weight set
             to ``WORK_DIR/<weights>_scores.npz``.
@@ -501,8 +502,24 @@ class FrozenFeatureSVMProtocol:
                              'infinity')
         return out
 
+    @staticmethod
+    def _files_digest(filenames: Sequence[str]) -> str:
+        """Digest of the recordings' paths, sizes and modification times,
+        so that regenerated or replaced files under the same names do not
+        reuse stale features.  A missing file leaves its name only."""
+        h = hashlib.sha1()
+        for name in filenames:
+            try:
+                stat = os.stat(name)
+                h.update(f'{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n'
+                         .encode())
+            except OSError:
+                h.update(f'{name}\0missing\n'.encode())
+        return h.hexdigest()
+
     def _cache_file(self, work_dir: str, tag: str, model_cfg: dict,
-                    checkpoint: Optional[str]) -> str:
+                    checkpoint: Optional[str],
+                    filenames: Sequence[str] = ()) -> str:
         if checkpoint is not None:
             stat = os.stat(checkpoint)
             weights = [osp.abspath(checkpoint), stat.st_size,
@@ -511,7 +528,8 @@ class FrozenFeatureSVMProtocol:
             weights = ['initial weights', self.seed]
         key = json.dumps(as_plain(dict(
             dataset=self.dataset_cfg, backbone=model_cfg.get(self.backbone),
-            feature=self.feature, modality=self.modality, weights=weights)),
+            feature=self.feature, modality=self.modality, weights=weights,
+            files=self._files_digest(filenames))),
             sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:16]
         folder = self.cache_dir or osp.join(work_dir, 'feature_cache')
@@ -522,8 +540,9 @@ class FrozenFeatureSVMProtocol:
                  tag: str) -> Tuple[Tensor, Optional[dict], dict]:
         """Clip features for one set of weights, from the cache when
         possible.  Returns ``(features (N, T, C), load report, timing)``."""
-        cache_file = self._cache_file(work_dir, tag, model_cfg, checkpoint) \
-            if self.cache else None
+        cache_file = self._cache_file(
+            work_dir, tag, model_cfg, checkpoint,
+            recordings['filenames']) if self.cache else None
         if cache_file and osp.isfile(cache_file):
             with np.load(cache_file, allow_pickle=False) as data:
                 if list(data['filenames']) == recordings['filenames']:

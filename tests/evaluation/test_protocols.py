@@ -1,5 +1,6 @@
 """The frozen-feature SVM protocol (ESC-50) and tools/test.py's dispatch."""
 import csv
+import glob
 import json
 import os
 import os.path as osp
@@ -315,6 +316,15 @@ def test_esc50_protocol_through_tools_test(tmp_path, esc50_root):
     for tag in ('pretrained', 'random_init'):
         assert again[tag]['timing']['cached'] is True
         assert again[tag]['folds'] == results[tag]['folds']
+
+    # A recording replaced under the same name (regenerated data) makes the
+    # cache stale: the features are extracted again.
+    wav = sorted(glob.glob(osp.join(str(esc50_root), 'audio', '*.wav')))[0]
+    stat = os.stat(wav)
+    os.utime(wav, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    third = test_api.main([config, ckpt, '--compare-random'])
+    for tag in ('pretrained', 'random_init'):
+        assert third[tag]['timing']['cached'] is False
 
 
 def test_protocol_reports_missing_and_wrong_checkpoints(tmp_path,
