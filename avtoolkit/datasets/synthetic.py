@@ -50,6 +50,17 @@ Nuisance variation keeps the task from being trivial:
   hum, short distractor tones and chirps at random pitches and random times,
   and clicks.  None of them is aligned with anything in the picture.
 
+**Scenes.**  The video is cut into scenes of ``scene_seconds`` (default 1):
+the background layers, the distractor blobs and the audio background (noise
+colour and level, hum) are drawn afresh for every scene, as after a cut to
+another shot.  What stays the same across the seconds of a video is then the
+class's object and sound (plus their small per-video jitter), not the
+backdrop.  With one scene per video (``scene_seconds=0``, the behaviour of
+format version 2) the large, static, per-video backdrop is the easiest way to
+tell one video from another, and contrastive pretraining on such data learns
+to recognise backdrops instead of classes: on the demo, pretrained linear
+probes fell below those of random weights.
+
 Because the per-second pitch range of a class overlaps the ranges of its
 pitch neighbours and the object covers only a small part of the frame, no
 single global statistic (mean colour, dominant frequency) identifies the
@@ -89,7 +100,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import numpy as np
 
 GENERATOR_NAME = 'avtoolkit.datasets.synthetic'
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MARKER_FILE = '.synthetic_av.json'
 SUMMARY_FILE = 'summary.json'
 VIDEO_DIR = 'videos'
@@ -141,6 +152,12 @@ class SyntheticAVConfig:
         sample_rate: audio sample rate in Hz (one of the AAC rates).
         val_fraction: fraction of each class that goes to the val list,
             in ``[0, 1)``.
+        scene_seconds: length in whole seconds of a **scene**: the visual
+            background (gradient, texture, grating, flicker, sensor noise),
+            the distractor blobs and the audio background (coloured noise,
+            hum) are drawn afresh for every scene, so that only the class's
+            object and sound stay the same across a video.  0 keeps one
+            scene for the whole video.  Default 1: a new scene every second.
     """
     num_videos: int = 100
     seconds: int = 8
@@ -151,6 +168,7 @@ class SyntheticAVConfig:
     fps: int = 16
     sample_rate: int = 16000
     val_fraction: float = 0.2
+    scene_seconds: int = 1
 
     def __post_init__(self):
         def check_int(name, low, high=None):
@@ -171,6 +189,7 @@ class SyntheticAVConfig:
         check_int('width', 32, 4096)
         check_int('fps', 4, 120)
         check_int('sample_rate', 1)
+        check_int('scene_seconds', 0, 3600)
         for name in ('height', 'width'):
             if getattr(self, name) % 2:
                 raise ValueError(f'{name} must be even for yuv420p H.264, '
@@ -364,36 +383,6 @@ def sample_video_plan(config: SyntheticAVConfig, index: int,
                 phase=float(rng.uniform(0, 2 * np.pi)),
             ))
 
-    background = dict(
-        colours=[[float(rng.uniform()), float(rng.uniform(0.0, 0.45)),
-                  float(rng.uniform(0.12, 0.45))] for _ in range(2)],
-        angle=float(rng.uniform(0, 2 * np.pi)),
-        texture_amplitude=float(rng.uniform(6, 16)),
-        texture_seed=int(rng.integers(0, 2**31)),
-        grating_period=float(rng.uniform(0.1, 0.3) * size),
-        grating_angle=float(rng.uniform(0, 2 * np.pi)),
-        grating_speed=float(rng.uniform(0.3, 1.5) * rng.choice([-1, 1])),
-        grating_amplitude=float(rng.uniform(5, 15)),
-        grating_tint=[float(x) for x in rng.uniform(0.4, 1.0, 3)],
-        flicker_amplitude=float(rng.uniform(0.0, 0.05)),
-        flicker_hz=float(rng.uniform(0.1, 0.6)),
-        flicker_phase=float(rng.uniform(0, 2 * np.pi)),
-        noise_sigma=float(rng.uniform(1.5, 4.0)),
-    )
-    blobs = []
-    for _ in range(int(rng.integers(1, 4))):
-        blobs.append(
-            dict(
-                colour=[float(rng.uniform()), float(rng.uniform(0.25, 0.7)),
-                        float(rng.uniform(0.4, 0.8))],
-                radius=float(rng.uniform(0.05, 0.1) * size),
-                opacity=float(rng.uniform(0.45, 0.8)),
-                start=[float(rng.uniform()), float(rng.uniform())],
-                velocity=[float(rng.uniform(-0.25, 0.25)),
-                          float(rng.uniform(-0.25, 0.25))],
-                visible=_on_off_intervals(rng, config.seconds, 1.5, 1.0),
-            ))
-
     nyquist_safe = 0.45 * config.sample_rate
     distractor_tones = []
     clicks = []
@@ -416,12 +405,10 @@ def sample_video_plan(config: SyntheticAVConfig, index: int,
             clicks.append(
                 dict(time=s + float(rng.uniform(0, 0.995)),
                      amplitude=float(rng.uniform(0.1, 0.3))))
-    noise = dict(
-        alpha=float(rng.uniform(0.5, 1.5)),
-        level=float(rng.uniform(0.01, 0.04)),
-        hum_hz=float(rng.uniform(50, 120)),
-        hum_level=float(rng.uniform(0.003, 0.015)),
-    )
+    scenes = [
+        _sample_scene(rng, start, end, size)
+        for start, end in scene_bounds(config.seconds, config.scene_seconds)
+    ]
     return dict(
         index=int(index),
         label=int(label),
@@ -434,12 +421,62 @@ def sample_video_plan(config: SyntheticAVConfig, index: int,
         pulses=spec.pulses,
         object=obj,
         events=events,
-        background=background,
-        blobs=blobs,
+        scenes=scenes,
         distractor_tones=distractor_tones,
         clicks=clicks,
-        noise=noise,
     )
+
+
+def scene_bounds(seconds: int, scene_seconds: int) -> List[tuple]:
+    """``[(start, end), ...]`` in seconds of the scenes of a video."""
+    if scene_seconds <= 0 or scene_seconds >= seconds:
+        return [(0, seconds)]
+    return [(start, min(start + scene_seconds, seconds))
+            for start in range(0, seconds, scene_seconds)]
+
+
+def _sample_scene(rng: np.random.Generator, start: int, end: int,
+                  size: int) -> dict:
+    """Background, distractor blobs and audio background of one scene
+    covering ``[start, end)`` seconds (blob visibility in absolute time)."""
+    background = dict(
+        colours=[[float(rng.uniform()), float(rng.uniform(0.0, 0.45)),
+                  float(rng.uniform(0.12, 0.45))] for _ in range(2)],
+        angle=float(rng.uniform(0, 2 * np.pi)),
+        texture_amplitude=float(rng.uniform(6, 16)),
+        texture_seed=int(rng.integers(0, 2**31)),
+        grating_period=float(rng.uniform(0.1, 0.3) * size),
+        grating_angle=float(rng.uniform(0, 2 * np.pi)),
+        grating_speed=float(rng.uniform(0.3, 1.5) * rng.choice([-1, 1])),
+        grating_amplitude=float(rng.uniform(5, 15)),
+        grating_tint=[float(x) for x in rng.uniform(0.4, 1.0, 3)],
+        flicker_amplitude=float(rng.uniform(0.0, 0.05)),
+        flicker_hz=float(rng.uniform(0.1, 0.6)),
+        flicker_phase=float(rng.uniform(0, 2 * np.pi)),
+        noise_sigma=float(rng.uniform(1.5, 4.0)),
+    )
+    blobs = []
+    for _ in range(int(rng.integers(1, 4))):
+        visible = _on_off_intervals(rng, end - start, 1.5, 1.0)
+        blobs.append(
+            dict(
+                colour=[float(rng.uniform()), float(rng.uniform(0.25, 0.7)),
+                        float(rng.uniform(0.4, 0.8))],
+                radius=float(rng.uniform(0.05, 0.1) * size),
+                opacity=float(rng.uniform(0.45, 0.8)),
+                start=[float(rng.uniform()), float(rng.uniform())],
+                velocity=[float(rng.uniform(-0.25, 0.25)),
+                          float(rng.uniform(-0.25, 0.25))],
+                visible=[[a + start, b + start] for a, b in visible],
+            ))
+    noise = dict(
+        alpha=float(rng.uniform(0.5, 1.5)),
+        level=float(rng.uniform(0.01, 0.04)),
+        hum_hz=float(rng.uniform(50, 120)),
+        hum_level=float(rng.uniform(0.003, 0.015)),
+    )
+    return dict(start=float(start), end=float(end), background=background,
+                blobs=blobs, noise=noise)
 
 
 # --------------------------------------------------------------------------
@@ -558,34 +595,23 @@ def _frame_generator(plan: dict, config: SyntheticAVConfig,
     noise_rng = np.random.default_rng([plan['seed'], 1])
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
 
-    bg = plan['background']
-    # Static part: two-colour gradient along a random direction + texture.
-    ramp = (np.cos(bg['angle']) * (xx / width - 0.5) +
-            np.sin(bg['angle']) * (yy / height - 0.5) + 0.5)
-    ramp = np.clip(ramp, 0, 1)[..., None]
-    c0, c1 = (_hsv_to_rgb(*c) for c in bg['colours'])
-    static = c0 * (1 - ramp) + c1 * ramp
-    static = static + bg['texture_amplitude'] * _smooth_texture(
-        bg['texture_seed'], height, width)
-    static = static.astype(np.float32)
-    # Drifting grating (background motion): sin(p - w t) expanded so that
-    # each frame costs two multiply-adds.
-    k = 2 * np.pi / bg['grating_period']
-    grating_phase = k * (np.cos(bg['grating_angle']) * xx +
-                         np.sin(bg['grating_angle']) * yy)
-    sin_p = (bg['grating_amplitude'] * np.sin(grating_phase)).astype(
-        np.float32)
-    cos_p = (bg['grating_amplitude'] * np.cos(grating_phase)).astype(
-        np.float32)
-    grating_tint = np.asarray(bg['grating_tint'], np.float32)
-    # Sensor noise: one field twice the frame size, cropped at a random
-    # offset every frame (cheaper than fresh noise, same statistics).
-    noise_field = (bg['noise_sigma'] * noise_rng.standard_normal(
-        (2 * height, 2 * width, 3), dtype=np.float32))
+    # Sensor noise: one unit field twice the frame size, scaled per scene
+    # and cropped at a random offset every frame (cheaper than fresh noise,
+    # same statistics).
+    unit_noise = noise_rng.standard_normal((2 * height, 2 * width, 3),
+                                           dtype=np.float32)
+    scenes = plan['scenes']
+    layers = {}  # the rendered layers of the current scene only
+
+    def scene_layers(index: int) -> dict:
+        if index not in layers:
+            layers.clear()
+            layers[index] = _scene_layers(scenes[index]['background'],
+                                          xx, yy, height, width)
+        return layers[index]
 
     obj = plan['object']
     obj_colour = _hsv_to_rgb(obj['hue'], obj['saturation'], obj['value'])
-    blob_colours = [_hsv_to_rgb(*b['colour']) for b in plan['blobs']]
     events = plan['events']
     sub = (np.arange(4, dtype=np.float64) + 0.5) / (4 * fps)
 
@@ -599,15 +625,21 @@ def _frame_generator(plan: dict, config: SyntheticAVConfig,
 
     for i in range(num_frames):
         t = i / fps
+        scene_index = _scene_index(scenes, t)
+        scene = scenes[scene_index]
+        bg = scene['background']
+        layer = scene_layers(scene_index)
         angle = 2 * math.pi * bg['grating_speed'] * t
-        wave = sin_p * math.cos(angle) - cos_p * math.sin(angle)
-        frame = static + wave[..., None] * grating_tint
+        wave = layer['sin_p'] * math.cos(angle) - \
+            layer['cos_p'] * math.sin(angle)
+        frame = layer['static'] + wave[..., None] * layer['grating_tint']
         frame *= 1 + bg['flicker_amplitude'] * math.sin(
             2 * math.pi * bg['flicker_hz'] * t + bg['flicker_phase'])
 
-        for blob, colour in zip(plan['blobs'], blob_colours):
+        for blob in scene['blobs']:
             if not _in_intervals(t, blob['visible']):
                 continue
+            colour = _hsv_to_rgb(*blob['colour'])
             margin = blob['radius'] / size
             span = 1 + 2 * margin
             bx = ((blob['start'][0] + blob['velocity'][0] * t) % span -
@@ -650,8 +682,43 @@ def _frame_generator(plan: dict, config: SyntheticAVConfig,
 
         oy = int(noise_rng.integers(0, height))
         ox = int(noise_rng.integers(0, width))
-        frame += noise_field[oy:oy + height, ox:ox + width]
+        frame += bg['noise_sigma'] * unit_noise[oy:oy + height,
+                                                ox:ox + width]
         yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+
+
+def _scene_index(scenes: Sequence[dict], t: float) -> int:
+    """Index of the scene that shows time ``t`` (the last one past the
+    end)."""
+    for index, scene in enumerate(scenes):
+        if t < scene['end']:
+            return index
+    return len(scenes) - 1
+
+
+def _scene_layers(bg: dict, xx: np.ndarray, yy: np.ndarray, height: int,
+                  width: int) -> dict:
+    """The time-independent layers of a scene's background."""
+    # Static part: two-colour gradient along a random direction + texture.
+    ramp = (np.cos(bg['angle']) * (xx / width - 0.5) +
+            np.sin(bg['angle']) * (yy / height - 0.5) + 0.5)
+    ramp = np.clip(ramp, 0, 1)[..., None]
+    c0, c1 = (_hsv_to_rgb(*c) for c in bg['colours'])
+    static = c0 * (1 - ramp) + c1 * ramp
+    static = static + bg['texture_amplitude'] * _smooth_texture(
+        bg['texture_seed'], height, width)
+    # Drifting grating (background motion): sin(p - w t) expanded so that
+    # each frame costs two multiply-adds.
+    k = 2 * np.pi / bg['grating_period']
+    grating_phase = k * (np.cos(bg['grating_angle']) * xx +
+                         np.sin(bg['grating_angle']) * yy)
+    return dict(
+        static=static.astype(np.float32),
+        sin_p=(bg['grating_amplitude'] *
+               np.sin(grating_phase)).astype(np.float32),
+        cos_p=(bg['grating_amplitude'] *
+               np.cos(grating_phase)).astype(np.float32),
+        grating_tint=np.asarray(bg['grating_tint'], np.float32))
 
 
 def render_frames(plan: dict, config: SyntheticAVConfig,
@@ -723,16 +790,23 @@ def render_audio(plan: dict, config: SyntheticAVConfig,
         burst = rng.standard_normal(stop - start) * click_env[:stop - start]
         audio[start:stop] += click['amplitude'] * burst
 
-    noise = plan['noise']
-    spectrum = np.fft.rfft(rng.standard_normal(total))
-    freqs = np.fft.rfftfreq(total, 1 / sr)
-    spectrum[1:] /= freqs[1:]**(noise['alpha'] / 2)
-    spectrum[0] = 0
-    coloured = np.fft.irfft(spectrum, n=total)
-    coloured /= max(float(np.std(coloured)), 1e-12)
-    audio += noise['level'] * coloured
-    t = np.arange(total) / sr
-    audio += noise['hum_level'] * np.sin(2 * np.pi * noise['hum_hz'] * t)
+    # Background noise and hum, drawn afresh for every scene.
+    for scene in plan['scenes']:
+        noise = scene['noise']
+        start = int(round(scene['start'] * sr))
+        stop = min(total, int(round(scene['end'] * sr)))
+        length = stop - start
+        if length < 2:
+            continue
+        spectrum = np.fft.rfft(rng.standard_normal(length))
+        freqs = np.fft.rfftfreq(length, 1 / sr)
+        spectrum[1:] /= freqs[1:]**(noise['alpha'] / 2)
+        spectrum[0] = 0
+        coloured = np.fft.irfft(spectrum, n=length)
+        coloured /= max(float(np.std(coloured)), 1e-12)
+        t = np.arange(start, stop) / sr
+        audio[start:stop] += noise['level'] * coloured + \
+            noise['hum_level'] * np.sin(2 * np.pi * noise['hum_hz'] * t)
 
     peak = float(np.max(np.abs(audio)))
     if peak > 0.9:
@@ -964,6 +1038,7 @@ def generate_synthetic_av(out_dir: str,
                           fps: int = 16,
                           sample_rate: int = 16000,
                           val_fraction: float = 0.2,
+                          scene_seconds: int = 1,
                           workers: int = 1,
                           overwrite: bool = False,
                           broken: bool = False,
@@ -973,7 +1048,8 @@ def generate_synthetic_av(out_dir: str,
     Args:
         out_dir: output folder; created if missing.
         num_videos, seconds, num_classes, seed, height, width, fps,
-        sample_rate, val_fraction: see :class:`SyntheticAVConfig`.
+        sample_rate, val_fraction, scene_seconds: see
+        :class:`SyntheticAVConfig`.
         workers: worker processes (content does not depend on it).
         overwrite: allow writing into a non-empty folder that was not made
             by this generator (only the generator's own file names are
@@ -1004,7 +1080,8 @@ def generate_synthetic_av(out_dir: str,
         width=width,
         fps=fps,
         sample_rate=sample_rate,
-        val_fraction=val_fraction)
+        val_fraction=val_fraction,
+        scene_seconds=scene_seconds)
     if isinstance(workers, bool) or not isinstance(workers, int) or \
             workers < 1:
         raise ValueError(f'workers must be a positive integer, got '

@@ -93,7 +93,7 @@ from . import synthetic
 from .synthetic import _read_json, _write_text_atomic
 
 GENERATOR_NAME = 'avtoolkit.datasets.synthetic_downstream'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MARKER_FILE = '.synthetic_downstream.json'
 SUMMARY_FILE = 'summary.json'
 SOURCE_DIR = 'source'

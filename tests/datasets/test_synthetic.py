@@ -43,11 +43,25 @@ def _load_summary(out_dir):
         return json.load(f)
 
 
+def _foreground(frames, params):
+    """Frames minus their scene's static background, estimated as the
+    per-pixel temporal median over the scene (the object is on screen less
+    than half of every second)."""
+    from avtoolkit.datasets.synthetic import scene_bounds
+    fps = params['fps']
+    out = np.empty_like(frames)
+    for start, end in scene_bounds(params['seconds'],
+                                   params['scene_seconds']):
+        part = frames[start * fps:end * fps]
+        out[start * fps:end * fps] = part - np.median(part, axis=0)
+    return out
+
+
 def _per_second_features(out_dir):
     """Per-second visual and audio features of every video.
 
-    Visual: mean colour of what differs from the video's static background
-    (the per-pixel temporal median), one RGB triple per second.
+    Visual: mean colour of what differs from the scene's static background
+    (see :func:`_foreground`), one RGB triple per second.
     Audio: log2 of the strongest frequency (150-4000 Hz) of each second.
     """
     summary = _load_summary(out_dir)
@@ -57,7 +71,7 @@ def _per_second_features(out_dir):
     for vid, video in enumerate(summary['videos']):
         path = osp.join(out_dir, video['path'])
         frames = _decode_frames(path)
-        foreground = frames - np.median(frames, axis=0)
+        foreground = _foreground(frames, params)
         samples = _decode_audio(path)
         freqs = np.fft.rfftfreq(SR, 1 / SR)
         band = (freqs > 150) & (freqs < 4000)
@@ -165,7 +179,8 @@ def test_audio_and_picture_share_per_second_events(synthetic_av_dir):
         path = osp.join(synthetic_av_dir, video['path'])
         frames = _decode_frames(path)
         n = len(frames)
-        motion = np.abs(frames - np.median(frames, axis=0)).mean((1, 2, 3))
+        motion = np.abs(_foreground(frames, summary['params'])).mean(
+            (1, 2, 3))
         samples = _decode_audio(path)[:n * (SR // fps)]
         loudness = np.sqrt((samples.reshape(n, -1)**2).mean(1))
         times = np.arange(n) / fps + 0.5 / fps
@@ -259,6 +274,64 @@ def test_plan_and_rendering_shapes():
         render_audio(plan, config, 16001)
 
 
+def _backdrop(frames, fps, second):
+    """Per-pixel median of one second's frames: the static background."""
+    return np.median(frames[second * fps:(second + 1) * fps].astype(
+        np.float32), axis=0)
+
+
+def test_scenes_redraw_the_backdrop_not_the_class():
+    fps = 8
+    common = dict(num_videos=1, seconds=4, num_classes=3, height=48,
+                  width=48, fps=fps, sample_rate=8000)
+    cut = SyntheticAVConfig(scene_seconds=1, **common)
+    static = SyntheticAVConfig(scene_seconds=0, **common)
+    two = SyntheticAVConfig(scene_seconds=3, **common)
+    assert SyntheticAVConfig(**common).scene_seconds == 1  # the default
+    plan_cut = sample_video_plan(cut, 0, 1)
+    plan_static = sample_video_plan(static, 0, 1)
+    assert [(sc['start'], sc['end']) for sc in plan_cut['scenes']] == \
+        [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert [(sc['start'], sc['end']) for sc in plan_static['scenes']] == \
+        [(0, 4)]
+    assert [(sc['start'], sc['end'])
+            for sc in sample_video_plan(two, 0, 1)['scenes']] == \
+        [(0, 3), (3, 4)]
+    # Blob visibility stays inside its scene.
+    for scene in plan_cut['scenes']:
+        for blob in scene['blobs']:
+            for a, b in blob['visible']:
+                assert scene['start'] <= a < b <= scene['end']
+    # The class's recipe is the same whatever the scenes.
+    for key in ('label', 'shape', 'motion', 'timbre', 'pulses',
+                'pitch_centre_hz'):
+        assert plan_cut[key] == plan_static[key]
+
+    def backdrop_change(config, plan):
+        frames = render_frames(plan, config)
+        return [float(np.abs(_backdrop(frames, fps, s + 1) -
+                             _backdrop(frames, fps, s)).mean())
+                for s in range(config.seconds - 1)]
+
+    # One scene: the backdrop barely changes from second to second (grating
+    # drift, flicker and noise only); a scene per second: it changes a lot.
+    assert max(backdrop_change(static, plan_static)) < 6.0
+    assert min(backdrop_change(cut, plan_cut)) > 2 * max(
+        backdrop_change(static, plan_static))
+    # The audio background is rendered per scene: with the events and
+    # distractors removed, each second's level follows its scene's noise.
+    import copy
+    bare = copy.deepcopy(plan_cut)
+    bare['events'], bare['distractor_tones'], bare['clicks'] = [], [], []
+    levels = [0.01, 0.04, 0.02, 0.03]
+    for scene, level in zip(bare['scenes'], levels):
+        scene['noise'].update(level=level, hum_level=0.0)
+    audio = render_audio(bare, cut)
+    rms = [float(np.sqrt(np.mean(audio[s * 8000:(s + 1) * 8000]**2)))
+           for s in range(cut.seconds)]
+    np.testing.assert_allclose(rms, levels, rtol=0.02)
+
+
 @pytest.mark.parametrize('kwargs, error', [
     (dict(num_videos=0), ValueError),
     (dict(seconds=0), ValueError),
@@ -271,6 +344,8 @@ def test_plan_and_rendering_shapes():
     (dict(sample_rate=12345), ValueError),
     (dict(val_fraction=1.0), ValueError),
     (dict(val_fraction=-0.1), ValueError),
+    (dict(scene_seconds=-1), ValueError),
+    (dict(scene_seconds=0.5), TypeError),
     (dict(workers=0), ValueError),
 ])
 def test_bad_parameters_are_rejected(tmp_path, kwargs, error):

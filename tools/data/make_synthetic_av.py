@@ -38,6 +38,10 @@ def parse_args(argv=None):
                         help='audio sample rate in Hz (mono AAC)')
     parser.add_argument('--val-fraction', type=float, default=0.2,
                         help='fraction of each class listed in val_list.txt')
+    parser.add_argument('--scene-seconds', type=int, default=1,
+                        help='seconds per scene: background, distractor '
+                        'blobs and audio background are redrawn for every '
+                        'scene; 0 = one scene per video (default 1)')
     parser.add_argument('--workers', type=int, default=1,
                         help='worker processes (the content does not '
                         'depend on it)')
@@ -66,6 +70,7 @@ def main(argv=None):
             fps=args.fps,
             sample_rate=args.sample_rate,
             val_fraction=args.val_fraction,
+            scene_seconds=args.scene_seconds,
             workers=args.workers,
             overwrite=args.overwrite,
             broken=args.broken,

@@ -1,13 +1,17 @@
 # The synthetic demo data (tools/data/make_synthetic_av.py): 8-s videos of
 # 128x128 pixels at 16 fps with 16 kHz mono audio, 10 latent classes whose
-# per-second events are seen and heard together.  Sequences are cut small
+# per-second events are seen and heard together, with a new backdrop and
+# audio background every second (scene_seconds=1: with one backdrop per
+# video, pretraining learned to tell backdrops apart instead of classes; see
+# docs/benchmarks.md).  Sequences are cut small
 # for a CPU run: T=8 one-second clips of 8 frames, 32x32 crops, 64-bin
 # log-mel spectrograms of 101 frames (hop 160 at 16 kHz).
 data_root = 'data/demo/'
 
 # Made by tools/train.py before the Runner starts, if absent.
 synthetic_data = dict(out_dir=data_root, num_videos=200, seconds=8,
-                      num_classes=10, seed=0, val_fraction=0.3, workers=2)
+                      num_classes=10, seed=0, val_fraction=0.3,
+                      scene_seconds=1, workers=2)
 
 num_clips = 8
 frames_per_clip = 8
