@@ -601,14 +601,7 @@ def _frame_generator(plan: dict, config: SyntheticAVConfig,
     unit_noise = noise_rng.standard_normal((2 * height, 2 * width, 3),
                                            dtype=np.float32)
     scenes = plan['scenes']
-    layers = {}  # the rendered layers of the current scene only
-
-    def scene_layers(index: int) -> dict:
-        if index not in layers:
-            layers.clear()
-            layers[index] = _scene_layers(scenes[index]['background'],
-                                          xx, yy, height, width)
-        return layers[index]
+    layer_index, layer = -1, None  # the current scene's rendered layers
 
     obj = plan['object']
     obj_colour = _hsv_to_rgb(obj['hue'], obj['saturation'], obj['value'])
@@ -628,7 +621,9 @@ def _frame_generator(plan: dict, config: SyntheticAVConfig,
         scene_index = _scene_index(scenes, t)
         scene = scenes[scene_index]
         bg = scene['background']
-        layer = scene_layers(scene_index)
+        if scene_index != layer_index:
+            layer_index = scene_index
+            layer = _scene_layers(scene, xx, yy, height, width)
         angle = 2 * math.pi * bg['grating_speed'] * t
         wave = layer['sin_p'] * math.cos(angle) - \
             layer['cos_p'] * math.sin(angle)
@@ -636,10 +631,9 @@ def _frame_generator(plan: dict, config: SyntheticAVConfig,
         frame *= 1 + bg['flicker_amplitude'] * math.sin(
             2 * math.pi * bg['flicker_hz'] * t + bg['flicker_phase'])
 
-        for blob in scene['blobs']:
+        for blob, colour in zip(scene['blobs'], layer['blob_colours']):
             if not _in_intervals(t, blob['visible']):
                 continue
-            colour = _hsv_to_rgb(*blob['colour'])
             margin = blob['radius'] / size
             span = 1 + 2 * margin
             bx = ((blob['start'][0] + blob['velocity'][0] * t) % span -
@@ -696,9 +690,11 @@ def _scene_index(scenes: Sequence[dict], t: float) -> int:
     return len(scenes) - 1
 
 
-def _scene_layers(bg: dict, xx: np.ndarray, yy: np.ndarray, height: int,
+def _scene_layers(scene: dict, xx: np.ndarray, yy: np.ndarray, height: int,
                   width: int) -> dict:
-    """The time-independent layers of a scene's background."""
+    """The time-independent layers of a scene's background, and the RGB
+    colours of its blobs."""
+    bg = scene['background']
     # Static part: two-colour gradient along a random direction + texture.
     ramp = (np.cos(bg['angle']) * (xx / width - 0.5) +
             np.sin(bg['angle']) * (yy / height - 0.5) + 0.5)
@@ -718,7 +714,8 @@ def _scene_layers(bg: dict, xx: np.ndarray, yy: np.ndarray, height: int,
                np.sin(grating_phase)).astype(np.float32),
         cos_p=(bg['grating_amplitude'] *
                np.cos(grating_phase)).astype(np.float32),
-        grating_tint=np.asarray(bg['grating_tint'], np.float32))
+        grating_tint=np.asarray(bg['grating_tint'], np.float32),
+        blob_colours=[_hsv_to_rgb(*b['colour']) for b in scene['blobs']])
 
 
 def render_frames(plan: dict, config: SyntheticAVConfig,

@@ -519,7 +519,7 @@ class FrozenFeatureSVMProtocol:
 
     def _cache_file(self, work_dir: str, tag: str, model_cfg: dict,
                     checkpoint: Optional[str],
-                    filenames: Sequence[str] = ()) -> str:
+                    filenames: Sequence[str]) -> str:
         if checkpoint is not None:
             stat = os.stat(checkpoint)
             weights = [osp.abspath(checkpoint), stat.st_size,
