@@ -87,6 +87,55 @@ def test_mlp_head_shapes_and_depth():
         MLPClsHead(16, 7, act='tanh')
     with pytest.raises(ValueError, match='num_layers'):
         MLPClsHead(16, 7, num_layers=-1)
+    with pytest.raises(ValueError, match='norm'):
+        MLPClsHead(16, 7, norm='group')
+    assert isinstance(MLPClsHead(16, 7, norm=True).mlp[0], torch.nn.LayerNorm)
+    assert len(MLPClsHead(16, 7, norm=False).mlp) == 6
+
+
+_PATTERNS = torch.randn(4, 16, generator=torch.Generator().manual_seed(7))
+_OFFSET = 3.0 * torch.randn(16, generator=torch.Generator().manual_seed(8))
+
+
+def _offset_features(n, generator):
+    """Class signal a few percent of a large offset shared by every sample
+    (what pooled encoder features look like)."""
+    labels = torch.arange(n) % 4
+    x = _OFFSET + 0.05 * _PATTERNS[labels] + 0.01 * torch.randn(
+        n, 16, generator=generator)
+    return x, labels
+
+
+def _fit_head(norm, steps=150):
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    x, y = _offset_features(64, g)
+    head = MLPClsHead(16, 4, hidden_channels=32, num_layers=2, norm=norm,
+                      dropout=0.0)
+    opt = torch.optim.AdamW(head.parameters(), lr=5e-3)
+    for _ in range(steps):
+        idx = torch.randint(0, 64, (8, ), generator=g)
+        loss = torch.nn.functional.cross_entropy(head(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    head.eval()
+    xt, yt = _offset_features(32, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        return (head(xt).argmax(1) == yt).float().mean().item(), head, xt
+
+
+def test_mlp_head_batch_norm_learns_a_signal_under_a_shared_offset():
+    acc_batch, head, xt = _fit_head('batch')
+    acc_none, _, _ = _fit_head(None)
+    assert isinstance(head.mlp[0], torch.nn.BatchNorm1d)
+    assert head.mlp[0].weight is None            # no affine parameters
+    assert acc_batch >= 0.9
+    assert acc_none <= 0.5                       # stuck on the offset
+    # test time uses the running statistics: a sample's logits do not
+    # depend on the rest of its batch
+    with torch.no_grad():
+        assert torch.allclose(head(xt)[:1], head(xt[:1]), atol=1e-6)
 
 
 # -------------------------------------------------------- V / A / M shapes

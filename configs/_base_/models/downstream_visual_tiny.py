@@ -9,7 +9,8 @@ model = dict(
     backbone={{_base_.model.visual_backbone.cnn}},
     in_channels={{_base_.model.visual_backbone.feat_dim}},
     num_classes=None,
-    head=dict(type='MLPClsHead', num_layers=0, dropout=0.5),
+    # standardised pooled CNN features (see downstream_avclassifier_tiny.py)
+    head=dict(type='MLPClsHead', num_layers=0, dropout=0.5, norm='batch'),
     view_reduce='mean',
     clip_chunk_size=None,
     pretrained=None,

@@ -1,10 +1,11 @@
 # demo/charades_mid.py in the audio-only setting (A): the audio CNN
 # and the audio Transformer; the video stream is neither decoded nor
 # modelled (one view per video at test time).  Pooled feature: the
-# summary (BOS) output of the audio Transformer.
+# mean of the audio Transformer's outputs (the paper: its BOS summary).
 _base_ = ['./charades_mid.py']
 
-model = dict(modality='audio')
+# y_mean, not y_summary: see charades_mid.py
+model = dict(modality='audio', feature='y_mean')
 train_dataloader = dict(dataset=dict(dataset=dict(
     pipeline={{_base_.train_pipeline_audio}})))
 val_dataloader = dict(dataset=dict(dataset=dict(

@@ -1,10 +1,11 @@
 # demo/charades_mid.py in the visual-only setting (V): the visual
 # CNN and the visual Transformer; the audio stream is neither decoded nor
-# modelled.  Pooled feature: the summary (BOS) output of the visual
-# Transformer.
+# modelled.  Pooled feature: the
+# mean of the visual Transformer's outputs (the paper: its BOS summary).
 _base_ = ['./charades_mid.py']
 
-model = dict(modality='visual')
+# y_mean, not y_summary: see charades_mid.py
+model = dict(modality='visual', feature='y_mean')
 train_dataloader = dict(dataset=dict(dataset=dict(
     pipeline={{_base_.train_pipeline_visual}})))
 val_dataloader = dict(dataset=dict(dataset=dict(
