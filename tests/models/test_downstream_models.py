@@ -89,6 +89,8 @@ def test_mlp_head_shapes_and_depth():
         MLPClsHead(16, 7, num_layers=-1)
     with pytest.raises(ValueError, match='norm'):
         MLPClsHead(16, 7, norm='group')
+    with pytest.raises(ValueError, match='norm'):
+        MLPClsHead(16, 7, norm=dict(type='BN1d'))
     assert isinstance(MLPClsHead(16, 7, norm=True).mlp[0], torch.nn.LayerNorm)
     assert len(MLPClsHead(16, 7, norm=False).mlp) == 6
 

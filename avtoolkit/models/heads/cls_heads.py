@@ -16,11 +16,12 @@ pooled encoder features are often dominated by an offset shared by every
 video, with the class carried by variations a few percent of its size.  From
 the 0.02-std initialisation the head then learns only that offset: on the
 Kinetics-Sounds demo (docs/benchmarks.md) the 2-layer head trained on frozen
-features kept the loss at ln 10 for 200 iterations without it, and fitted
-the training set with it.  ``'layer'`` (LayerNorm over channels) rescales each
+features kept the loss at ln 10 for 200 iterations without it (test top-1
+0.10) and reached 0.47 with it.  ``'layer'`` (LayerNorm over channels) rescales each
 feature on its own and keeps that shared offset.  The paper does not say;
 the default is no normalisation.
 """
+from functools import partial
 from typing import Optional, Union
 
 from mmengine.model import BaseModule
@@ -29,11 +30,8 @@ from torch import Tensor, nn
 from avtoolkit.registry import MODELS
 
 _ACTIVATIONS = {'gelu': nn.GELU, 'relu': nn.ReLU}
-_NORMS = {
-    None: None,
-    'batch': lambda c: nn.BatchNorm1d(c, affine=False),
-    'layer': nn.LayerNorm,
-}
+_NORMS = {'batch': partial(nn.BatchNorm1d, affine=False),
+          'layer': nn.LayerNorm}
 
 
 @MODELS.register_module()
@@ -94,7 +92,8 @@ class MLPClsHead(BaseModule):
             norm = 'layer'
         if norm is False:
             norm = None
-        if norm not in _NORMS:
+        if norm is not None and not (isinstance(norm, str)
+                                     and norm in _NORMS):
             raise ValueError(f"norm must be None, 'batch' or 'layer', got "
                              f'{norm!r}')
         self.norm = norm

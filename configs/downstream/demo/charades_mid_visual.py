@@ -1,7 +1,7 @@
 # demo/charades_mid.py in the visual-only setting (V): the visual
 # CNN and the visual Transformer; the audio stream is neither decoded nor
-# modelled.  Pooled feature: the
-# mean of the visual Transformer's outputs (the paper: its BOS summary).
+# modelled.  Pooled feature: the mean of the visual Transformer's outputs
+# (the paper: its BOS summary).
 _base_ = ['./charades_mid.py']
 
 # y_mean, not y_summary: see charades_mid.py
