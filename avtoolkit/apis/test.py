@@ -23,7 +23,7 @@ from mmengine.logging import print_log
 from avtoolkit.apis.common import add_common_args, load_config
 from avtoolkit.apis.train import build_runner
 from avtoolkit.utils import register_all_modules
-from avtoolkit.utils.dist import prepare_distributed
+from avtoolkit.utils.dist import finish_distributed, prepare_distributed
 
 RESULTS_FILE = 'protocol_results.json'
 
@@ -120,4 +120,6 @@ def main(argv: Optional[List[str]] = None):
     cfg = merge_args(cfg, args)
     prepare_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
-    return runner.test()
+    metrics = runner.test()
+    finish_distributed()
+    return metrics

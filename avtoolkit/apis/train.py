@@ -10,7 +10,7 @@ from mmengine.runner import Runner
 from avtoolkit.apis.common import add_common_args, enable_amp, load_config
 from avtoolkit.engine.schedulers import fill_schedule_lengths
 from avtoolkit.utils import register_all_modules
-from avtoolkit.utils.dist import prepare_distributed
+from avtoolkit.utils.dist import finish_distributed, prepare_distributed
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -109,4 +109,5 @@ def main(argv: Optional[List[str]] = None) -> Runner:
     print_log(f'work dir: {cfg.work_dir}', logger='current',
               level=logging.INFO)
     runner.train()
+    finish_distributed()
     return runner

@@ -43,8 +43,13 @@ def prepare_distributed(cfg: Config, launcher: str) -> None:
     cfg.launcher = launcher
     if launcher == 'none' or torch.cuda.is_available():
         return
-    env_cfg = cfg.setdefault('env_cfg', {})
-    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    # ConfigDict.setdefault stores a converted copy of a new default, so the
+    # missing levels are assigned first and looked up afterwards.
+    if cfg.get('env_cfg') is None:
+        cfg.env_cfg = dict()
+    if cfg.env_cfg.get('dist_cfg') is None:
+        cfg.env_cfg.dist_cfg = dict()
+    dist_cfg = cfg.env_cfg.dist_cfg
     dist_cfg['backend'] = 'gloo'
     if launcher == 'slurm':
         _slurm_env(dist_cfg.get('port'))
@@ -66,6 +71,23 @@ def prepare_distributed(cfg: Config, launcher: str) -> None:
     if 'DistributedDataParallel' in str(wrapper.get('type', '')):
         wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def finish_distributed() -> None:
+    """Tear the process group down once every rank has finished.
+
+    Called by the entry points after a successful ``runner.train()`` or
+    ``runner.test()``.  Leaving the group to interpreter shutdown lets one
+    rank exit while another still has gloo or NCCL threads talking to it;
+    that occasionally aborts the slower rank (``terminate called without an
+    active exception``) after the work itself has succeeded.  The barrier
+    makes every rank reach the end first.  Nothing happens when no group
+    is initialised (single-process runs).
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    torch_dist.barrier()
+    torch_dist.destroy_process_group()
 
 
 def make_on_local_leader(make, done_file: str, what: str,
