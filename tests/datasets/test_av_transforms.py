@@ -139,6 +139,62 @@ def test_real_stereo_wavs(real_media_dir, name, rate):
     assert abs(a.std() / b.std() - 1) < 0.05
 
 
+
+@pytest.mark.parametrize('name', ['mp4_30fps_48k_stereo',
+                                  'mp4_25fps_32k_5.1',
+                                  'avi_25fps_44k_stereo_mp3'])
+def test_audio_batches_join_seamlessly(markers, name, monkeypatch):
+    """Audio is converted in batches of ``audio_batch_seconds``; a span read
+    in many small batches equals the same span read in one batch (the
+    resampler's state carries over), and so does every window of it."""
+    path = markers[name]['path']
+    reader = MediaReader(path, need_video=False)
+    a, b = 0.3, min(reader.end, 5.0) - 0.2
+    one, t_one = reader.read_audio_span(a, b, 16000)
+    monkeypatch.setattr(MediaReader, 'audio_batch_seconds', 0.25)
+    many, t_many = MediaReader(path, need_video=False).read_audio_span(
+        a, b, 16000)
+    assert t_one == t_many
+    assert len(one) == len(many) >= int((b - a) * 16000)
+    np.testing.assert_allclose(many, one, atol=1e-6)
+    assert np.abs(one).max() > 0.01  # not silence
+
+
+def test_read_frames_repeats_and_order(markers):
+    """Times out of order and repeated: each row is the frame on screen at
+    its time, repeated frames are equal copies (not views of one row)."""
+    path = markers['mp4_30fps_48k_stereo']['path']
+    times = [2.0, 0.5, 2.0, 2.01, 0.5]
+    got = MediaReader(path, need_audio=False).read_frames(times,
+                                                          short_side=64)
+    assert got.shape[0] == 5 and got.dtype == np.uint8
+    single = [MediaReader(path, need_audio=False).read_frames(
+        [t], short_side=64)[0] for t in times]
+    for row, ref in zip(got, single):
+        assert np.array_equal(row, ref)
+    assert np.array_equal(got[0], got[2]) and np.array_equal(got[0], got[3])
+    got[0] += 1
+    assert not np.array_equal(got[0], got[2])
+
+
+@pytest.mark.parametrize('power', [2.0, 1.0, 1.5])
+def test_logmel_matches_torchaudio(power):
+    """The log-mel equals log(torchaudio's MelSpectrogram + eps) with the
+    same parameters, whatever the power."""
+    from avtoolkit.datasets.transforms import LogMelSpectrogram
+    wave = torch.from_numpy(np.random.default_rng(1).standard_normal(
+        (3, 16000)).astype(np.float32))
+    ref = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, n_fft=1024, win_length=400, hop_length=73,
+        n_mels=128, power=power, center=True, pad_mode='reflect',
+        mel_scale='htk')
+    got = LogMelSpectrogram(power=power)(dict(audio=wave.numpy()))['audio']
+    torch.testing.assert_close(got[:, 0], torch.log(ref(wave) + 1e-6),
+                               rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match='power'):
+        LogMelSpectrogram(power=0)
+
+
 # ------------------------------------------------- frames and synchronisation
 @pytest.mark.parametrize('which', ['real_avi', 'mp4_30fps_48k_stereo'])
 def test_segment_decoding_matches_sequential(which, markers,
