@@ -745,19 +745,30 @@ def holdout_split(dataset: Union[dict, object],
                   part: str,
                   val_fraction: float = 0.1,
                   seed: int = 0,
-                  stratify: bool = True):
+                  stratify: bool = True,
+                  train_per_class: Optional[int] = None):
     """The ``'train'`` or ``'val'`` part of a training dataset.
 
     Builds ``dataset`` (a config or a built mmengine dataset), chooses the
     validation entries with :func:`holdout_indices` (class-stratified for
     single-label data) and returns the dataset reduced in place to the
     requested part (``BaseDataset.get_subset_``), with ``holdout`` attribute
-    ``dict(part, val_fraction, seed, num_train, num_val)``.  Use the same
-    ``dataset``, ``val_fraction`` and ``seed`` for both parts: they are then
-    disjoint and together the whole list.
+    ``dict(part, val_fraction, seed, num_train, num_val, train_per_class)``.
+    Use the same ``dataset``, ``val_fraction`` and ``seed`` for both parts:
+    they are then disjoint and together the whole list.
+
+    ``train_per_class`` (single-label data, ``part='train'``): keep only
+    this many training videos of every class (chosen with ``seed``; a class
+    with fewer keeps all it has), for fine-tuning with few labels.  The
+    validation part is the same with or without it.
     """
     if part not in ('train', 'val'):
         raise ValueError(f"part must be 'train' or 'val', got {part!r}")
+    if train_per_class is not None:
+        _check_int('train_per_class', train_per_class, 1)
+        if part != 'train' or not stratify:
+            raise ValueError('train_per_class needs part="train" and '
+                             'stratify=True (single-label data)')
     ds = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
     if not hasattr(ds, 'get_subset_'):
         raise TypeError('HoldOutSplit needs an mmengine BaseDataset, got '
@@ -765,7 +776,27 @@ def holdout_split(dataset: Union[dict, object],
     ds.full_init()
     labels = [ds.get_data_info(i).get('label') for i in range(len(ds))]
     train, val = holdout_indices(labels, val_fraction, seed, stratify)
+    if train_per_class is not None:
+        train = per_class_subset([labels[i] for i in train], train,
+                                 train_per_class, seed)
     ds.get_subset_(train if part == 'train' else val)
     ds.holdout = dict(part=part, val_fraction=float(val_fraction),
-                      seed=int(seed), num_train=len(train), num_val=len(val))
+                      seed=int(seed), num_train=len(train), num_val=len(val),
+                      train_per_class=train_per_class)
     return ds
+
+
+def per_class_subset(labels: Sequence, indices: Sequence[int], count: int,
+                     seed: int = 0) -> List[int]:
+    """``count`` members of ``indices`` per class (``labels[k]`` is the
+    class of ``indices[k]``), chosen with ``seed``, in their original
+    order; classes with fewer members keep them all."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    groups = {}
+    for index, label in zip(indices, labels):
+        groups.setdefault(_stratum(label), []).append(int(index))
+    keep = set()
+    for key in sorted(groups, key=str):
+        members = np.asarray(groups[key])
+        keep.update(int(i) for i in rng.permutation(members)[:count])
+    return [int(i) for i in indices if int(i) in keep]

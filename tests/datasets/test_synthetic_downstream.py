@@ -281,11 +281,29 @@ def test_holdout_split_on_a_generated_training_list(layouts):
     assert sorted(val.get_data_info(i)['label']
                   for i in range(len(val))) == [0, 1, 2, 3]
     assert val.holdout == dict(part='val', val_fraction=0.34, seed=0,
-                               num_train=8, num_val=4)
+                               num_train=8, num_val=4, train_per_class=None)
     again = holdout_split(dict(dataset), 'val', val_fraction=0.34, seed=0)
     assert names(again) == names(val)
     with pytest.raises(ValueError, match='part'):
         holdout_split(dict(dataset), 'test')
+
+    # Few labels: one training video per class, taken from the same
+    # training part; the validation part does not change.
+    few = holdout_split(dict(dataset), 'train', val_fraction=0.34, seed=0,
+                        train_per_class=1)
+    assert set(names(few)) < set(names(train))
+    assert sorted(few.get_data_info(i)['label']
+                  for i in range(len(few))) == [0, 1, 2, 3]
+    assert few.holdout['train_per_class'] == 1
+    assert few.holdout['num_train'] == 4
+    assert names(holdout_split(dict(dataset), 'train', val_fraction=0.34,
+                               seed=0, train_per_class=1)) == names(few)
+    assert len(holdout_split(dict(dataset), 'train', val_fraction=0.34,
+                             seed=0, train_per_class=50)) == len(train)
+    with pytest.raises(ValueError, match='train_per_class'):
+        holdout_split(dict(dataset), 'val', train_per_class=1)
+    with pytest.raises(ValueError, match='train_per_class'):
+        holdout_split(dict(dataset), 'train', train_per_class=0)
 
 
 def test_generator_reuses_the_synthetic_generator(layouts):
