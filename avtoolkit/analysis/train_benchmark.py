@@ -121,15 +121,17 @@ COMPONENTS = ('preprocess', 'visual_cnn', 'audio_cnn', 'neck', 'heads',
 # Config reading
 # --------------------------------------------------------------------------
 def _find_pipeline(cfg) -> Optional[list]:
-    """The training pipeline of a config (dataset wrappers looked into)."""
+    """The training pipeline of a config as a flat list of steps (dataset
+    wrappers looked into, ``AVSequencePipeline`` expanded)."""
+    from avtoolkit.datasets.transforms import flatten_pipeline
     loader = cfg.get('train_dataloader') or {}
     dataset = loader.get('dataset') if hasattr(loader, 'get') else None
     while dataset is not None and hasattr(dataset, 'get'):
         if dataset.get('pipeline') is not None:
-            return list(dataset['pipeline'])
+            return flatten_pipeline(dataset['pipeline'])
         dataset = dataset.get('dataset')
     pipeline = cfg.get('train_pipeline')
-    return list(pipeline) if pipeline is not None else None
+    return flatten_pipeline(pipeline) if pipeline is not None else None
 
 
 def _spatial_size(step: dict) -> Optional[Tuple[int, int]]:

@@ -32,6 +32,7 @@ from mmengine.logging import print_log
 
 from avtoolkit.registry import DATASETS
 from .bad_input import BadInputPolicy, attach_records
+from .transforms.sequence_pipeline import as_step_list
 
 
 def parse_list_line(line: str) -> Optional[tuple]:
@@ -75,7 +76,8 @@ class AVVideoDataset(BaseActionDataset):
 
     Args:
         ann_file: the list file (see the module docstring).
-        pipeline: transforms, typically ``AVInit``, ``AVSampleClips``,
+        pipeline: transforms (a list, or one step such as an
+            ``AVSequencePipeline``), typically ``AVInit``, ``AVSampleClips``,
             ``AVDecode``, crops/flip, ``VideoNormalize``, ``FormatShape``,
             ``LogMelSpectrogram``, ``AudioNormalize``, ``PackAVInputs``.
         data_prefix: ``dict(video=FOLDER)``, prepended to relative paths.
@@ -106,7 +108,7 @@ class AVVideoDataset(BaseActionDataset):
         self.policy = BadInputPolicy.build(bad_input, test_mode)
         self.check_files = check_files
         self.missing_files: List[str] = []
-        super().__init__(ann_file, pipeline=list(pipeline),
+        super().__init__(ann_file, pipeline=as_step_list(pipeline),
                          data_prefix=data_prefix, test_mode=test_mode,
                          multi_class=multi_class, num_classes=num_classes,
                          **kwargs)

@@ -78,6 +78,7 @@ from webdataset.utils import pytorch_worker_info
 
 from avtoolkit.registry import DATASETS
 from .bad_input import BadInputError, BadInputPolicy, attach_records
+from .transforms.sequence_pipeline import as_step_list
 
 INDEX_FILE = 'index.json'
 MEDIA_EXTENSIONS = ('mp4', 'avi', 'mkv', 'webm', 'mov', 'm4v', 'flv', 'mpg',
@@ -168,7 +169,7 @@ class AVWebDataset(torch.utils.data.IterableDataset):
         self.urls = expand_shard_urls(urls)
         if not self.urls:
             raise ValueError(f'no shards in {urls!r}')
-        self.pipeline = Compose(list(pipeline))
+        self.pipeline = Compose(as_step_list(pipeline))
         self.test_mode = test_mode
         self.shuffle_buffer = 0 if test_mode else int(shuffle_buffer)
         self.shuffle_initial = self.shuffle_buffer if shuffle_initial is None \

@@ -699,12 +699,19 @@ def feature_dataloader(cfg, dataloader_key: str = 'test_dataloader',
 def pipeline_modalities(dataset) -> Tuple[str, ...]:
     """The modalities the dataset's ``AVInit`` step reads (both when the
     pipeline has none)."""
-    from avtoolkit.datasets.transforms import AVInit
+    from avtoolkit.datasets.transforms import AVInit, AVSequencePipeline
+
+    def find(transforms) -> Optional[Tuple[str, ...]]:
+        for transform in transforms or []:
+            if isinstance(transform, (AVInit, AVSequencePipeline)):
+                return tuple(transform.modalities)
+            inner = find(getattr(transform, 'transforms', None))
+            if inner is not None:
+                return inner
+        return None
+
     pipeline = getattr(dataset, 'pipeline', None)
-    for transform in getattr(pipeline, 'transforms', []) or []:
-        if isinstance(transform, AVInit):
-            return tuple(transform.modalities)
-    return ('video', 'audio')
+    return find(getattr(pipeline, 'transforms', None)) or ('video', 'audio')
 
 
 def probe_settings(cfg, train_key: Optional[str] = None,

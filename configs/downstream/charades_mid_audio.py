@@ -5,11 +5,10 @@
 _base_ = ['./charades_mid.py']
 
 model = dict(modality='audio')
-train_dataloader = dict(dataset=dict(dataset=dict(
-    pipeline={{_base_.train_pipeline_audio}})))
-val_dataloader = dict(dataset=dict(dataset=dict(
-    pipeline={{_base_.val_pipeline_audio}})))
-test_dataloader = dict(dataset=dict(pipeline={{_base_.test_pipeline_audio}}))
+pipeline_setting = dict(modalities=('audio', ))
+train_dataloader = dict(dataset=dict(dataset=dict(pipeline=pipeline_setting)))
+val_dataloader = dict(dataset=dict(dataset=dict(pipeline=pipeline_setting)))
+test_dataloader = dict(dataset=dict(pipeline=pipeline_setting))
 # Parts of the neck get no gradient in this setting (the other modality's
 # embeddings, the multimodal embeddings): let DDP skip them.
 find_unused_parameters = True

@@ -16,6 +16,7 @@ from avtoolkit.apis import test as test_api
 from avtoolkit.apis import train as train_api
 from avtoolkit.datasets.synthetic_downstream import \
     prepare_synthetic_downstream
+from avtoolkit.datasets.transforms import flatten_pipeline
 from avtoolkit.registry import DATASETS, MODELS
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -41,12 +42,14 @@ def _single_thread():
 
 
 def short_sequences(num_clips):
-    """Fewer clips per sequence in every pipeline (step 1 is
-    AVSampleClips)."""
+    """Fewer clips per sequence in every pipeline (an AVSequencePipeline:
+    its clip sampler is ``clips``)."""
     return [
-        f'train_dataloader.dataset.dataset.pipeline.1.num_clips={num_clips}',
-        f'val_dataloader.dataset.dataset.pipeline.1.num_clips={num_clips}',
-        f'test_dataloader.dataset.pipeline.1.num_clips={num_clips}',
+        f'train_dataloader.dataset.dataset.pipeline.clips.num_clips='
+        f'{num_clips}',
+        f'val_dataloader.dataset.dataset.pipeline.clips.num_clips='
+        f'{num_clips}',
+        f'test_dataloader.dataset.pipeline.clips.num_clips={num_clips}',
     ]
 
 
@@ -225,9 +228,9 @@ def test_downstream_configs_are_consistent(repo_root):
         expected = {'visual': ('video', ), 'audio': ('audio', ),
                     'multimodal': ('video', 'audio'), None: ('video', )}
         for dataset in (train.dataset, val.dataset, test):
-            init = dataset.pipeline[0]
-            assert init.type == 'AVInit', name
-            assert tuple(init.modalities) == expected[modality], name
+            init = flatten_pipeline(dataset.pipeline)[0]
+            assert init['type'] == 'AVInit', name
+            assert tuple(init['modalities']) == expected[modality], name
         if cfg.model.type == 'AVClassifier':
             multi = cfg.model.get('multi_label', False)
             assert multi == (metric == 'multilabel/mAP'), name

@@ -3,10 +3,13 @@ from .audio_transforms import (AudioMask, AudioNormalize, LogMelSpectrogram,
                                frames_for_samples, samples_for_frames)
 from .av_decoding import AVDecode, AVInit, AVSampleClips, MediaReader
 from .formatting import PackAVInputs
+from .sequence_pipeline import (AVSequencePipeline, flatten_pipeline,
+                                sequence_steps)
 from .video_transforms import VideoNormalize
 
 __all__ = [
     'AVInit', 'AVSampleClips', 'AVDecode', 'MediaReader', 'LogMelSpectrogram',
     'AudioNormalize', 'AudioMask', 'frames_for_samples', 'samples_for_frames',
-    'VideoNormalize', 'PackAVInputs'
+    'VideoNormalize', 'PackAVInputs', 'AVSequencePipeline',
+    'flatten_pipeline', 'sequence_steps'
 ]

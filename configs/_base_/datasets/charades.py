@@ -17,8 +17,8 @@
 #   val:   evenly spread, centre 128x128 crop;
 #   test:  evenly spread, 3 crops of 128x128 (3 views), probabilities
 #          max-pooled (A.3); metric: mAP over classes.
-# Pipelines of the three settings: *_pipeline (M), *_pipeline_visual (V),
-# *_pipeline_audio (A).
+# Settings: the pipelines read video and audio (M); the V and A configs set
+# their `modalities` to ('video',) or ('audio',).
 data_root = 'data/charades/'
 video_prefix = data_root + 'Charades_v1_480'
 ann_file_train = data_root + 'Charades_v1_train.csv'
@@ -70,27 +70,13 @@ audio_steps = [
          n_fft=1024, win_length=400, hop_length=73, num_frames=mel_frames),
     dict(type='AudioNormalize', mean=audio_mean, std=audio_std),
 ]
-init_av = dict(type='AVInit', modalities=('video', 'audio'), num_threads=1)
-init_visual = dict(type='AVInit', modalities=('video', ), num_threads=1)
-init_audio = dict(type='AVInit', modalities=('audio', ), num_threads=1)
-pack = dict(type='PackAVInputs')
-
-train_pipeline = [init_av, train_clips, decode] + video_train_steps + \
-    audio_steps + [pack]
-val_pipeline = [init_av, test_clips, decode] + video_val_steps + \
-    audio_steps + [pack]
-test_pipeline = [init_av, test_clips, decode] + video_test_steps + \
-    audio_steps + [pack]
-train_pipeline_visual = [init_visual, train_clips, decode] + \
-    video_train_steps + [pack]
-val_pipeline_visual = [init_visual, test_clips, decode] + video_val_steps + \
-    [pack]
-test_pipeline_visual = [init_visual, test_clips, decode] + \
-    video_test_steps + [pack]
-train_pipeline_audio = [init_audio, train_clips, decode] + audio_steps + \
-    [pack]
-val_pipeline_audio = [init_audio, test_clips, decode] + audio_steps + [pack]
-test_pipeline_audio = val_pipeline_audio
+# One AVSequencePipeline per split; the V and A configs switch its
+# `modalities` (the video or audio steps are then left out).
+train_pipeline = dict(type='AVSequencePipeline', modalities=('video', 'audio'),
+                      clips=train_clips, decode=decode,
+                      video=video_train_steps, audio=audio_steps)
+val_pipeline = dict(train_pipeline, clips=test_clips, video=video_val_steps)
+test_pipeline = dict(train_pipeline, clips=test_clips, video=video_test_steps)
 
 av_data_preprocessor = dict(
     type='AVDataPreprocessor', video_mean=video_mean, video_std=video_std)

@@ -20,24 +20,18 @@ synthetic_downstream = dict(
     num_classes=10, seed=0, height=128, width=160, fps=16,
     test_fraction=0.3, workers=2)
 
+# The clip format of the pretraining demo.  These dicts are merged into the
+# base's (its pipelines keep their type, modalities and clip modes); the
+# step lists replace the base's.
 num_clips = 8
 frames_per_clip = 8
-clip_duration = 1.0
 short_side = 40
 train_crop_size = 32
 test_crop_size = 40
 sample_rate = 16000
-
-train_clips = dict(type='AVSampleClips', num_clips=num_clips,
-                   clip_duration=clip_duration,
-                   frames_per_clip=frames_per_clip, mode='uniform',
-                   jitter=0.1, short_policy='loop')
-test_clips = dict(type='AVSampleClips', num_clips=num_clips,
-                  clip_duration=clip_duration,
-                  frames_per_clip=frames_per_clip, mode='uniform',
-                  short_policy='loop')
-decode = dict(type='AVDecode', short_side=short_side,
-              sample_rate=sample_rate)
+train_clips = dict(num_clips=num_clips, frames_per_clip=frames_per_clip)
+test_clips = dict(num_clips=num_clips, frames_per_clip=frames_per_clip)
+decode = dict(short_side=short_side, sample_rate=sample_rate)
 video_train_steps = [
     dict(type='RandomCrop', size=train_crop_size),
     dict(type='Flip', flip_ratio=0.5),
@@ -56,27 +50,12 @@ audio_steps = [
          n_fft=512, win_length=400, hop_length=160, num_frames=101),
     dict(type='AudioNormalize', mean=-4.0, std=4.0),
 ]
-init_av = dict(type='AVInit', modalities=('video', 'audio'), num_threads=1)
-init_visual = dict(type='AVInit', modalities=('video', ), num_threads=1)
-init_audio = dict(type='AVInit', modalities=('audio', ), num_threads=1)
-pack = dict(type='PackAVInputs')
-
-train_pipeline = [init_av, train_clips, decode] + video_train_steps + \
-    audio_steps + [pack]
-val_pipeline = [init_av, test_clips, decode] + video_val_steps + \
-    audio_steps + [pack]
-test_pipeline = [init_av, test_clips, decode] + video_test_steps + \
-    audio_steps + [pack]
-train_pipeline_visual = [init_visual, train_clips, decode] + \
-    video_train_steps + [pack]
-val_pipeline_visual = [init_visual, test_clips, decode] + video_val_steps + \
-    [pack]
-test_pipeline_visual = [init_visual, test_clips, decode] + \
-    video_test_steps + [pack]
-train_pipeline_audio = [init_audio, train_clips, decode] + audio_steps + \
-    [pack]
-val_pipeline_audio = [init_audio, test_clips, decode] + audio_steps + [pack]
-test_pipeline_audio = val_pipeline_audio
+train_pipeline = dict(clips=train_clips, decode=decode,
+                      video=video_train_steps, audio=audio_steps)
+val_pipeline = dict(clips=test_clips, decode=decode, video=video_val_steps,
+                    audio=audio_steps)
+test_pipeline = dict(clips=test_clips, decode=decode, video=video_test_steps,
+                     audio=audio_steps)
 
 train_dataloader = dict(
     batch_size=8, num_workers=1,

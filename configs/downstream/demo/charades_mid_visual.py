@@ -6,11 +6,10 @@ _base_ = ['./charades_mid.py']
 
 # y_mean, not y_summary: see charades_mid.py
 model = dict(modality='visual', feature='y_mean')
-train_dataloader = dict(dataset=dict(dataset=dict(
-    pipeline={{_base_.train_pipeline_visual}})))
-val_dataloader = dict(dataset=dict(dataset=dict(
-    pipeline={{_base_.val_pipeline_visual}})))
-test_dataloader = dict(dataset=dict(pipeline={{_base_.test_pipeline_visual}}))
+pipeline_setting = dict(modalities=('video', ))
+train_dataloader = dict(dataset=dict(dataset=dict(pipeline=pipeline_setting)))
+val_dataloader = dict(dataset=dict(dataset=dict(pipeline=pipeline_setting)))
+test_dataloader = dict(dataset=dict(pipeline=pipeline_setting))
 # Parts of the neck get no gradient in this setting (the other modality's
 # embeddings, the multimodal embeddings): let DDP skip them.
 find_unused_parameters = True
