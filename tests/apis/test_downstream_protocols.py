@@ -96,11 +96,11 @@ def test_ucf101_protocol(tmp_path, repo_root, monkeypatch):
         'synthetic_downstream.num_classes=6',
         'synthetic_downstream.num_groups=4', 'model.num_classes=6',
         # 8-frame clips; 1 validation clip, 2 test clips (x 3 crops)
-        'train_dataloader.dataset.dataset.pipeline.1.frames_per_clip=8',
-        'val_dataloader.dataset.dataset.pipeline.1.frames_per_clip=8',
-        'val_dataloader.dataset.dataset.pipeline.1.num_clips=1',
-        'test_dataloader.dataset.pipeline.1.frames_per_clip=8',
-        'test_dataloader.dataset.pipeline.1.num_clips=2',
+        'train_dataloader.dataset.dataset.pipeline.clips.frames_per_clip=8',
+        'val_dataloader.dataset.dataset.pipeline.clips.frames_per_clip=8',
+        'val_dataloader.dataset.dataset.pipeline.clips.num_clips=1',
+        'test_dataloader.dataset.pipeline.clips.frames_per_clip=8',
+        'test_dataloader.dataset.pipeline.clips.num_clips=2',
     ]
     runner, metrics, best, cfg = run_protocol(
         demo_config(repo_root, 'ucf101_visual_ft'), options, 'wd')

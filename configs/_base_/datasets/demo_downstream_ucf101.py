@@ -34,39 +34,29 @@ short_side = 40
 train_crop_size = 32
 test_crop_size = 40
 
-video_init = dict(type='AVInit', modalities=('video', ), num_threads=1)
-video_decode = dict(type='AVDecode', short_side=short_side)
-train_pipeline = [
-    video_init,
-    dict(type='AVSampleClips', num_clips=1, clip_duration=clip_duration,
-         frames_per_clip=frames_per_clip, mode='random',
-         short_policy='loop'),
-    video_decode,
+# Merged into the base's pipelines (the step lists replace the base's).
+train_clips = dict(frames_per_clip=frames_per_clip,
+                   clip_duration=clip_duration)
+val_clips = dict(train_clips, num_clips=3)
+test_clips = dict(train_clips, num_clips=10)
+decode = dict(short_side=short_side)
+video_train_steps = [
     dict(type='RandomCrop', size=train_crop_size),
     dict(type='Flip', flip_ratio=0.5),
     dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackAVInputs'),
 ]
-val_pipeline = [
-    video_init,
-    dict(type='AVSampleClips', num_clips=3, clip_duration=clip_duration,
-         frames_per_clip=frames_per_clip, mode='uniform',
-         short_policy='loop'),
-    video_decode,
+video_val_steps = [
     dict(type='CenterCrop', crop_size=test_crop_size),
     dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackAVInputs'),
 ]
-test_pipeline = [
-    video_init,
-    dict(type='AVSampleClips', num_clips=10, clip_duration=clip_duration,
-         frames_per_clip=frames_per_clip, mode='uniform',
-         short_policy='loop'),
-    video_decode,
+video_test_steps = [
     dict(type='ThreeCrop', crop_size=test_crop_size),
     dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackAVInputs'),
 ]
+train_pipeline = dict(clips=train_clips, decode=decode,
+                      video=video_train_steps)
+val_pipeline = dict(clips=val_clips, decode=decode, video=video_val_steps)
+test_pipeline = dict(clips=test_clips, decode=decode, video=video_test_steps)
 
 train_dataloader = dict(
     batch_size=8, num_workers=1,

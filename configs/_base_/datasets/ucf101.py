@@ -44,39 +44,32 @@ num_test_clips = 10
 video_mean = [123.675, 116.28, 103.53]
 video_std = [58.395, 57.12, 57.375]
 
-video_init = dict(type='AVInit', modalities=('video', ), num_threads=1)
-video_decode = dict(type='AVDecode', short_side=short_side)
-train_pipeline = [
-    video_init,
-    dict(type='AVSampleClips', num_clips=1, clip_duration=clip_duration,
-         frames_per_clip=frames_per_clip, mode='random',
-         short_policy='loop'),
-    video_decode,
+train_clips = dict(type='AVSampleClips', num_clips=1,
+                   clip_duration=clip_duration,
+                   frames_per_clip=frames_per_clip, mode='random',
+                   short_policy='loop')
+val_clips = dict(train_clips, num_clips=num_val_clips, mode='uniform')
+test_clips = dict(train_clips, num_clips=num_test_clips, mode='uniform')
+decode = dict(type='AVDecode', short_side=short_side)
+video_train_steps = [
     dict(type='RandomCrop', size=train_crop_size),
     dict(type='Flip', flip_ratio=0.5),
     dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackAVInputs'),
 ]
-val_pipeline = [
-    video_init,
-    dict(type='AVSampleClips', num_clips=num_val_clips,
-         clip_duration=clip_duration, frames_per_clip=frames_per_clip,
-         mode='uniform', short_policy='loop'),
-    video_decode,
+video_val_steps = [
     dict(type='CenterCrop', crop_size=test_crop_size),
     dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackAVInputs'),
 ]
-test_pipeline = [
-    video_init,
-    dict(type='AVSampleClips', num_clips=num_test_clips,
-         clip_duration=clip_duration, frames_per_clip=frames_per_clip,
-         mode='uniform', short_policy='loop'),
-    video_decode,
+video_test_steps = [
     dict(type='ThreeCrop', crop_size=test_crop_size),
     dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackAVInputs'),
 ]
+train_pipeline = dict(type='AVSequencePipeline', modalities=('video', ),
+                      clips=train_clips, decode=decode,
+                      video=video_train_steps)
+val_pipeline = dict(train_pipeline, clips=val_clips, video=video_val_steps)
+test_pipeline = dict(train_pipeline, clips=test_clips,
+                     video=video_test_steps)
 
 av_data_preprocessor = dict(
     type='AVDataPreprocessor', video_mean=video_mean, video_std=video_std)
