@@ -69,16 +69,22 @@ def test_custom_pack_and_single_step_lists():
     (dict(audio='LogMelSpectrogram'), TypeError, 'list of transform'),
     (dict(video=[dict(type='CenterCrop'), 3]), TypeError, 'every step'),
     (dict(clips='AVSampleClips'), TypeError, 'clips must be'),
-    (dict(unknown=1), TypeError, 'invalid AVSequencePipeline'),
+    (dict(unknown=1), TypeError, r"unknown arguments \['unknown'\]"),
+    ({'3': dict(crop_size=32)}, TypeError, 'pipeline.video.0'),
 ])
 def test_bad_configs_raise(kwargs, error, match):
     cfg = seq_cfg()
     cfg.update(kwargs)
     with pytest.raises(error, match=match):
         flatten_pipeline(cfg)
-    if 'unknown' not in kwargs:
-        with pytest.raises(error, match=match):
-            TRANSFORMS.build(cfg)
+    with pytest.raises(error, match=match):
+        TRANSFORMS.build(cfg)
+
+
+def test_missing_parts_raise():
+    with pytest.raises(TypeError, match=r"needs \['decode'\]"):
+        flatten_pipeline(dict(type='AVSequencePipeline', clips=CLIPS,
+                              video=VIDEO))
 
 
 def test_audio_setting_needs_no_video_steps():

@@ -100,6 +100,22 @@ def sequence_steps(clips: Union[dict, Callable],
     return steps
 
 
+_PARTS = ('clips', 'decode', 'modalities', 'video', 'audio', 'pack',
+          'num_threads', 'tail_tolerance')
+
+
+def _check_parts(kwargs: dict) -> None:
+    unknown = sorted(str(k) for k in kwargs if k not in _PARTS)
+    if unknown:
+        hint = ''
+        if any(k.isdigit() for k in unknown):
+            hint = (' (a step index such as "pipeline.3" in --cfg-options '
+                    'addresses a list; here the steps are in the parts, '
+                    'e.g. "pipeline.video.0.crop_size=32")')
+        raise TypeError(f'AVSequencePipeline got unknown arguments '
+                        f'{unknown}; its parts are {_PARTS}{hint}')
+
+
 def _is_sequence_cfg(step) -> bool:
     return isinstance(step, dict) and step.get('type') in _TYPE_NAMES
 
@@ -108,10 +124,11 @@ def _expand(step) -> List[Union[dict, Callable]]:
     if not _is_sequence_cfg(step):
         return [step]
     kwargs = {k: v for k, v in step.items() if k != 'type'}
-    try:
-        return sequence_steps(**kwargs)
-    except TypeError as exc:
-        raise TypeError(f'invalid AVSequencePipeline config: {exc}') from exc
+    _check_parts(kwargs)
+    missing = [k for k in ('clips', 'decode') if k not in kwargs]
+    if missing:
+        raise TypeError(f'AVSequencePipeline needs {missing}')
+    return sequence_steps(**kwargs)
 
 
 def flatten_pipeline(pipeline) -> List[Union[dict, Callable]]:
@@ -153,7 +170,9 @@ class AVSequencePipeline(BaseTransform):
                  audio: Optional[Sequence] = None,
                  pack: Union[None, dict, Callable] = None,
                  num_threads: int = 1,
-                 tail_tolerance: float = 0.1) -> None:
+                 tail_tolerance: float = 0.1,
+                 **unknown) -> None:
+        _check_parts(unknown)
         steps = sequence_steps(clips, decode, modalities, video, audio, pack,
                                num_threads, tail_tolerance)
         self.modalities = _check_modalities(modalities)
