@@ -162,20 +162,10 @@ class AVSequencePipeline(BaseTransform):
         num_threads, tail_tolerance: passed to ``AVInit``.
     """
 
-    def __init__(self,
-                 clips: Union[dict, Callable],
-                 decode: Union[dict, Callable],
-                 modalities: Sequence[str] = MODALITIES,
-                 video: Optional[Sequence] = None,
-                 audio: Optional[Sequence] = None,
-                 pack: Union[None, dict, Callable] = None,
-                 num_threads: int = 1,
-                 tail_tolerance: float = 0.1,
-                 **unknown) -> None:
-        _check_parts(unknown)
-        steps = sequence_steps(clips, decode, modalities, video, audio, pack,
-                               num_threads, tail_tolerance)
-        self.modalities = _check_modalities(modalities)
+    def __init__(self, **parts) -> None:
+        # The parts are those of sequence_steps (documented above).
+        steps = _expand(dict(parts, type='AVSequencePipeline'))
+        self.modalities = tuple(steps[0]['modalities'])
         self.compose = Compose(steps)
 
     @property
