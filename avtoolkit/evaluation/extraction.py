@@ -27,6 +27,7 @@ Only final outputs are available: ``SharedLowRankTransformer.forward``
 returns the last layer of every Transformer and has no option to return
 intermediate layers.
 """
+import copy
 import json
 import logging
 import os
@@ -714,15 +715,52 @@ def pipeline_modalities(dataset) -> Tuple[str, ...]:
     return find(getattr(pipeline, 'transforms', None)) or ('video', 'audio')
 
 
+def _pipeline_holder(dataset) -> Optional[dict]:
+    """The innermost dataset dict of a (wrapped) dataset config that has a
+    ``pipeline``."""
+    while isinstance(dataset, dict):
+        if dataset.get('pipeline') is not None:
+            return dataset
+        dataset = dataset.get('dataset')
+    return None
+
+
+def _fine_tuning_probe_loader(cfg, split: str) -> Optional[dict]:
+    """A probe set of a fine-tuning config: the validation loader as it is
+    (``split='val'``), or the training loader read once, in order, through
+    the validation pipeline (``split='train'``; no training augmentation)."""
+    train, val = cfg.get('train_dataloader'), cfg.get('val_dataloader')
+    if not train or not val:
+        return None
+    val = as_plain(val)
+    if split == 'val':
+        return val
+    val_holder = _pipeline_holder(val.get('dataset'))
+    loader = as_plain(train)
+    holder = _pipeline_holder(loader.get('dataset'))
+    if val_holder is None or holder is None:
+        return None
+    holder['pipeline'] = copy.deepcopy(val_holder['pipeline'])
+    holder['test_mode'] = True
+    loader['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    loader['batch_size'] = val.get('batch_size', loader.get('batch_size'))
+    loader.pop('batch_sampler', None)
+    return loader
+
+
 def probe_settings(cfg, train_key: Optional[str] = None,
                    val_key: Optional[str] = None) -> dict:
     """Dataloaders and options of the probes of a config.
 
     The labelled sets come from ``cfg[train_key]`` / ``cfg[val_key]`` when
     given, else from the config's ``ProbeHook`` (in ``custom_hooks``), else
-    from ``probe_train_dataloader`` / ``probe_val_dataloader``.  Returns
-    ``{'train', 'val'}`` dataloader configs plus the hook's ``features``,
-    ``knn_k`` and ``linear_weight_decay`` when it has them.
+    from ``probe_train_dataloader`` / ``probe_val_dataloader``, else (a
+    fine-tuning config) from its ``train_dataloader`` read once in order
+    through the ``val_dataloader``'s pipeline, and its ``val_dataloader``:
+    fitted on the training part, scored on the held-out validation part.
+    Returns ``{'train', 'val'}`` dataloader configs plus the hook's
+    ``features``, ``knn_k`` and ``linear_weight_decay`` when it has them
+    (a fine-tuning config's ``model.feature`` sets the default features).
     """
     hook = next((h for h in cfg.get('custom_hooks', None) or []
                  if h.get('type') == 'ProbeHook'), None)
@@ -732,6 +770,11 @@ def probe_settings(cfg, train_key: Optional[str] = None,
         for name in ('features', 'knn_k', 'linear_weight_decay'):
             if name in hook:
                 settings[name] = hook[name]
+    else:
+        feature = (cfg.get('model') or {}).get('feature')
+        if feature:
+            settings['features'] = (feature, ) if isinstance(feature, str) \
+                else tuple(feature)
     for split, key in (('train', train_key), ('val', val_key)):
         if key is not None:
             loader = cfg.get(key)
@@ -739,9 +782,13 @@ def probe_settings(cfg, train_key: Optional[str] = None,
         elif hook is not None:
             loader = hook.get(f'{split}_dataloader')
             where = f'ProbeHook.{split}_dataloader'
-        else:
+        elif cfg.get(f'probe_{split}_dataloader'):
             loader = cfg.get(f'probe_{split}_dataloader')
             where = f'config key "probe_{split}_dataloader"'
+        else:
+            loader = _fine_tuning_probe_loader(cfg, split)
+            where = ('config keys "probe_{0}_dataloader", or '
+                     '"train_dataloader" and "val_dataloader",').format(split)
         if not loader:
             raise KeyError(f'no {split} dataloader for the probes ({where} '
                            'is missing); pass --train-key/--val-key')

@@ -104,3 +104,81 @@ def test_probe_tool_options_and_errors(tmp_path, synthetic_av_dir):
         tool.main([config, 'random', '--train-key', 'nothing_here'])
     with pytest.raises(SystemExit):
         tool.main([config, 'random', '--features', 'logits'])
+
+
+def test_probe_sets_of_a_fine_tuning_config(repo_root):
+    """Without probe dataloaders, a fine-tuning config's training part
+    (through its validation pipeline, in order) fits the probes and its
+    held-out part scores them; model.feature is the default feature."""
+    from avtoolkit.datasets.transforms import flatten_pipeline
+    from avtoolkit.evaluation.extraction import probe_settings
+    cfg = Config.fromfile(osp.join(
+        repo_root, 'configs', 'downstream', 'demo',
+        'kinetics_sounds_mid_audio.py'))
+    settings = probe_settings(cfg)
+    train, val = settings['train'], settings['val']
+    assert settings['features'] == ('y_mean', )
+    assert train['sampler'] == dict(type='DefaultSampler', shuffle=False)
+    assert (train['dataset']['part'], val['dataset']['part']) == \
+        ('train', 'val')
+    assert train['dataset']['dataset']['test_mode'] is True
+    assert flatten_pipeline(train['dataset']['dataset']['pipeline']) == \
+        flatten_pipeline(val['dataset']['dataset']['pipeline'])
+    steps = [s['type'] for s in
+             flatten_pipeline(train['dataset']['dataset']['pipeline'])]
+    assert 'RandomCrop' not in steps and 'FormatShape' not in steps
+    # the config itself is left alone
+    assert cfg.train_dataloader.sampler.type == 'InfiniteSampler'
+
+
+def test_probe_tool_on_a_fine_tuning_demo(tmp_path, monkeypatch):
+    """probe.py on the Kinetics-Sounds demo config: it generates the data,
+    loads a pretraining checkpoint into the classifier's encoder and
+    probes the training part against the held-out part."""
+    monkeypatch.chdir(tmp_path)  # data/ lands here
+    tool = load_tool()
+    cfg = Config.fromfile(DEMO)
+    torch.manual_seed(3)
+    pretrain = MODELS.build(cfg.model)
+    ckpt = tmp_path / 'pre.pth'
+    torch.save(dict(state_dict=pretrain.state_dict(), meta=dict()), ckpt)
+    options = [
+        'synthetic_downstream.num_videos=24',
+        'synthetic_downstream.num_classes=4',
+        'synthetic_downstream.seconds=2', 'synthetic_downstream.workers=1',
+        'synthetic_downstream.height=64', 'synthetic_downstream.width=80',
+        'model.num_classes=4',
+        'train_dataloader.dataset.dataset.pipeline.clips.num_clips=2',
+        'val_dataloader.dataset.dataset.pipeline.clips.num_clips=2',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+    ]
+    config = osp.join(REPO, 'configs', 'downstream', 'demo',
+                      'kinetics_sounds_mid.py')
+    results = tool.main([config, str(ckpt), '--compare-random', '--knn-k',
+                         '3', '--work-dir', str(tmp_path / 'work'),
+                         '--no-progress', '--cfg-options', *options])
+    assert osp.isfile(osp.join('data', 'demo_downstream', 'kinetics_sounds',
+                               'summary.json'))
+    assert results['features'] == ['z_mean']
+    # 6 videos per class, 2 of each to the test CSV: 16 in train.csv, of
+    # which one per class is held out
+    assert (results['num_train'], results['num_val']) == (12, 4)
+    report = results['pretrained_load_report']
+    assert report['loaded'] == len([
+        k for k in pretrain.state_dict()
+        if k.split('.')[0] in ('visual_backbone', 'audio_backbone', 'neck')])
+    assert all(k.startswith('head.') for k in report['missing'])
+    for tag in ('pretrained', 'random_init'):
+        assert all(0.0 <= v <= 1.0 for v in results[tag].values())
+
+
+def test_probe_tool_rejects_models_without_an_encoder(repo_root, tmp_path):
+    tool = load_tool()
+    config = osp.join(repo_root, 'configs', 'downstream', 'demo',
+                      'ucf101_visual_ft.py')
+    with pytest.raises(TypeError, match='VisualClassifier'):
+        tool.main([config, 'random', '--work-dir', str(tmp_path),
+                   '--cfg-options', 'synthetic_downstream=None'])

@@ -7,7 +7,11 @@
 The labelled sets are those of the config's ``ProbeHook`` (or
 ``probe_train_dataloader`` / ``probe_val_dataloader``, or the config keys
 given): probes are fitted on the train set and scored on the val set, as
-during pretraining.  Prints a table and writes the accuracies as JSON
+during pretraining.  A fine-tuning config (``AVClassifier``) needs none of
+these: its training part, read in order through the validation pipeline,
+fits the probes and its held-out validation part scores them, with the
+config's ``model.feature`` as default feature.  A pretraining checkpoint
+loads into it (the classifier head is not used).  Prints a table and writes the accuracies as JSON
 (default ``WORK_DIR/probe_<checkpoint name>.json``).
 """
 import argparse
@@ -88,6 +92,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
                                                  build_model,
                                                  extract_pooled_features,
                                                  probe_settings, run_probes)
+    from avtoolkit.apis.train import prepare_data
+    from avtoolkit.models.algorithms.avbert_encoder import AVBERTEncoder
     from avtoolkit.utils import register_all_modules
 
     args = parse_args(argv)
@@ -100,6 +106,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     random_only = args.checkpoint == 'random'
     if not random_only and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint "{args.checkpoint}" not found')
+    # demo configs name generated data, made here if absent (as in train.py)
+    prepare_data(cfg)
     settings = probe_settings(cfg, args.train_key, args.val_key)
     features = tuple(args.features or settings['features'])
     knn_k = args.knn_k or settings['knn_k']
@@ -122,6 +130,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     for tag, checkpoint in runs:
         model, report = build_model(cfg.model, checkpoint, seed=args.seed,
                                     device=device)
+        if not isinstance(model, AVBERTEncoder):
+            raise TypeError(
+                f'the probes read the pooled features of an AVBERT encoder '
+                f'(a pretraining config, or a fine-tuning config of type '
+                f'AVClassifier); {args.config} builds '
+                f'{type(model).__name__}')
         print(f'{tag}: extracting features', flush=True)
         train_x, train_y = extract_pooled_features(
             model, loaders['train'], features, not args.no_progress)
