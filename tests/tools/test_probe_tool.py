@@ -175,10 +175,13 @@ def test_probe_tool_on_a_fine_tuning_demo(tmp_path, monkeypatch):
         assert all(0.0 <= v <= 1.0 for v in results[tag].values())
 
 
-def test_probe_tool_rejects_models_without_an_encoder(repo_root, tmp_path):
+def test_probe_tool_rejects_models_without_an_encoder(repo_root, tmp_path,
+                                                    monkeypatch):
+    """Refused before any data is generated or read."""
+    monkeypatch.chdir(tmp_path)
     tool = load_tool()
     config = osp.join(repo_root, 'configs', 'downstream', 'demo',
                       'ucf101_visual_ft.py')
     with pytest.raises(TypeError, match='VisualClassifier'):
-        tool.main([config, 'random', '--work-dir', str(tmp_path),
-                   '--cfg-options', 'synthetic_downstream=None'])
+        tool.main([config, 'random', '--work-dir', str(tmp_path)])
+    assert not (tmp_path / 'data').exists()

@@ -94,6 +94,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                                                  probe_settings, run_probes)
     from avtoolkit.apis.train import prepare_data
     from avtoolkit.models.algorithms.avbert_encoder import AVBERTEncoder
+    from avtoolkit.registry import MODELS
     from avtoolkit.utils import register_all_modules
 
     args = parse_args(argv)
@@ -106,6 +107,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
     random_only = args.checkpoint == 'random'
     if not random_only and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint "{args.checkpoint}" not found')
+    model_type = cfg.model.get('type')
+    model_cls = MODELS.get(model_type) if isinstance(model_type, str) \
+        else model_type
+    if not (isinstance(model_cls, type)
+            and issubclass(model_cls, AVBERTEncoder)):
+        raise TypeError(
+            'the probes read the pooled features of an AVBERT encoder (a '
+            'pretraining config, or a fine-tuning config of type '
+            f'AVClassifier); {args.config} builds {model_type}')
     # demo configs name generated data, made here if absent (as in train.py)
     prepare_data(cfg)
     settings = probe_settings(cfg, args.train_key, args.val_key)
@@ -130,12 +140,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
     for tag, checkpoint in runs:
         model, report = build_model(cfg.model, checkpoint, seed=args.seed,
                                     device=device)
-        if not isinstance(model, AVBERTEncoder):
-            raise TypeError(
-                f'the probes read the pooled features of an AVBERT encoder '
-                f'(a pretraining config, or a fine-tuning config of type '
-                f'AVClassifier); {args.config} builds '
-                f'{type(model).__name__}')
         print(f'{tag}: extracting features', flush=True)
         train_x, train_y = extract_pooled_features(
             model, loaders['train'], features, not args.no_progress)
