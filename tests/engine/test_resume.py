@@ -63,6 +63,12 @@ def _derived_config(path, base, **fields):
 
 
 def _train(work_dir, *options, resume=False, config=CONFIG):
+    # mmengine keeps one logger per experiment name and second in the
+    # process: two tests' "p1" runs started in the same second would share
+    # the first one's log file.  The test's folder name makes them unique.
+    unique = osp.basename(osp.dirname(str(work_dir)))
+    options = [f'experiment_name={unique}_{o.split("=", 1)[1]}'
+               if o.startswith('experiment_name=') else o for o in options]
     argv = [config, '--work-dir', str(work_dir)]
     if resume:
         argv.append('--resume')
