@@ -700,11 +700,13 @@ def feature_dataloader(cfg, dataloader_key: str = 'test_dataloader',
 def pipeline_modalities(dataset) -> Tuple[str, ...]:
     """The modalities the dataset's ``AVInit`` step reads (both when the
     pipeline has none)."""
-    from avtoolkit.datasets.transforms import AVInit, AVSequencePipeline
+    from avtoolkit.datasets.transforms import AVInit
 
     def find(transforms) -> Optional[Tuple[str, ...]]:
+        # composite steps (AVSequencePipeline) expose their AVInit through
+        # `transforms`
         for transform in transforms or []:
-            if isinstance(transform, (AVInit, AVSequencePipeline)):
+            if isinstance(transform, AVInit):
                 return tuple(transform.modalities)
             inner = find(getattr(transform, 'transforms', None))
             if inner is not None:
