@@ -1,7 +1,7 @@
 """avtoolkit: self-supervised audio-visual video representation learning."""
+from .checkpoint.io import (allow_mmengine_checkpoint_globals,
+                            use_atomic_local_writes)
 from .version import __version__
-from .utils.checkpoint import (allow_mmengine_checkpoint_globals,
-                               use_atomic_local_writes)
 
 # Resuming mmengine checkpoints under torch >= 2.6 needs mmengine's own state
 # objects allowlisted for ``weights_only`` loading; nothing else is allowed.

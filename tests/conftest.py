@@ -1,12 +1,15 @@
 """Shared fixtures of the test suite."""
 import os
 import os.path as osp
+import sys
 
 import pytest
 import torch
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHARED_REAL = osp.join(REPO_ROOT, '..', 'shared', 'data', 'real')
+# Helpers shared by several test modules (generated media, toy modules).
+sys.path.insert(0, osp.join(REPO_ROOT, 'tests', 'data'))
 
 # Two cores in CI: keep torch from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -40,7 +43,7 @@ def synthetic_av_dir(tmp_path_factory):
     per class).  Layout as described in docs/data_preparation.md; returns
     the folder as a str.
     """
-    from avtoolkit.datasets.synthetic import generate_synthetic_av
+    from avtoolkit.data_prep.synthetic_av import generate_synthetic_av
     out_dir = str(tmp_path_factory.mktemp('synthetic_av') / 'data')
     generate_synthetic_av(
         out_dir,
@@ -55,3 +58,24 @@ def synthetic_av_dir(tmp_path_factory):
         val_fraction=0.25,
         verbose=False)
     return out_dir
+
+
+@pytest.fixture(scope='session')
+def load_tool():
+    """``load_tool('convert/to_mmaction.py')`` imports that script of
+    ``tools/`` as a module (its ``main``/``run`` functions are then callable
+    with an argv list)."""
+    import importlib.util
+    loaded = {}
+
+    def load(relpath: str):
+        if relpath not in loaded:
+            path = osp.join(REPO_ROOT, 'tools', relpath)
+            name = 'tool_' + relpath.replace('/', '_').replace('.py', '')
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            loaded[relpath] = module
+        return loaded[relpath]
+
+    return load

@@ -68,11 +68,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from mmengine.config import Config
 
     from avtoolkit.evaluation.extraction import (available_features,
-                                                 build_model,
-                                                 check_output_dir,
-                                                 extract_to_dir,
-                                                 feature_dataloader,
-                                                 pipeline_modalities)
+                                                 build_model, extract_to_dir)
+    from avtoolkit.evaluation.feature_writers import check_output_dir
+    from avtoolkit.evaluation.loaders import (feature_dataloader,
+                                              pipeline_modalities)
     from avtoolkit.utils import register_all_modules
 
     args = parse_args(argv)

@@ -1,1 +1,1 @@
-"""Tools that read what a run wrote: training curves, parameter counts."""
+"""Reading what a model or a run is: parameter counts, training curves."""

@@ -57,3 +57,24 @@ def enable_amp(cfg: Config) -> None:
     # fp16 needs dynamic loss scaling; bf16 has fp32's range and needs none.
     wrapper.setdefault('loss_scale',
                        'dynamic' if wrapper.dtype == 'float16' else 1.0)
+
+
+def apply_pretrained_option(cfg) -> None:
+    """Copy a config's top-level ``pretrained`` into ``cfg.model``.
+
+    Configs of the fine-tuning protocols declare ``pretrained = None`` at the
+    top level, so that ``--cfg-options pretrained=PATH`` selects the
+    pretraining checkpoint.  mmengine does not re-evaluate ``model`` after
+    such an override; this function (called by the training entry point
+    after ``--cfg-options`` are merged) forwards the value.  A different,
+    non-empty ``model.pretrained`` is a conflict and raises ``ValueError``.
+    """
+    top = cfg.get('pretrained')
+    model = cfg.get('model')
+    if top is None or model is None:
+        return
+    current = model.get('pretrained')
+    if current not in (None, top):
+        raise ValueError(f'pretrained={top!r} and model.pretrained='
+                         f'{current!r} disagree; set only one of them')
+    model['pretrained'] = top

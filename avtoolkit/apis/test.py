@@ -6,7 +6,7 @@ Two paths:
   ``configs/downstream/esc50_audio_svm.py``) is evaluated by that protocol
   (a class of ``avtoolkit.registry.PROTOCOLS``): its results are printed as
   a table and written to ``WORK_DIR/protocol_results.json``; synthetic demo
-  data named by ``synthetic_downstream`` is generated first if absent;
+  data named by the config is generated first if absent;
 * any other config runs mmengine's ``Runner.test`` on ``test_dataloader``
   with ``test_evaluator`` (``--dump`` adds mmengine's ``DumpResults``).
 """
@@ -86,10 +86,8 @@ def run_protocol(cfg: Config, args: argparse.Namespace) -> dict:
     if 'model' not in cfg:
         raise KeyError('a protocol config needs the model config ("model")')
     os.makedirs(cfg.work_dir, exist_ok=True)
-    if cfg.get('synthetic_downstream'):
-        from avtoolkit.datasets.synthetic_downstream import \
-            prepare_synthetic_downstream
-        prepare_synthetic_downstream(cfg)
+    from avtoolkit.data_prep import prepare
+    prepare(cfg)
     protocol = PROTOCOLS.build(cfg.protocol)
     results = protocol.run(cfg.model, checkpoint=checkpoint,
                            work_dir=cfg.work_dir,

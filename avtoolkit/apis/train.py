@@ -7,7 +7,9 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from avtoolkit.apis.common import add_common_args, enable_amp, load_config
+from avtoolkit.apis.common import (add_common_args, apply_pretrained_option,
+                                  enable_amp, load_config)
+from avtoolkit.data_prep import prepare
 from avtoolkit.engine.schedulers import fill_schedule_lengths
 from avtoolkit.utils import register_all_modules
 from avtoolkit.utils.dist import finish_distributed, prepare_distributed
@@ -56,40 +58,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         randomness['diff_rank_seed'] = True
     if randomness:
         cfg.randomness = randomness
-    from avtoolkit.models.algorithms.downstream import \
-        apply_pretrained_option
     apply_pretrained_option(cfg)
     fill_schedule_lengths(cfg)
     return cfg
-
-
-def prepare_data(cfg: Config, poll_seconds: float = 2.0,
-                 timeout: float = 3600.0) -> None:
-    """Generate the synthetic data a config asks for, if it is absent.
-
-    A config with ``synthetic_data = dict(out_dir=..., num_videos=..., ...)``
-    (arguments of :func:`avtoolkit.datasets.synthetic.generate_synthetic_av`)
-    gets its data made before the Runner builds any dataset.  The generator
-    skips a complete dataset with the same parameters.  In a multi-process
-    run the process with ``LOCAL_RANK`` 0 generates and the others wait for
-    its ``summary.json``.
-    """
-    import os.path as osp
-
-    from avtoolkit.datasets.synthetic_downstream import \
-        prepare_synthetic_downstream
-    from avtoolkit.utils.dist import make_on_local_leader
-    prepare_synthetic_downstream(cfg, poll_seconds, timeout)
-    spec = cfg.get('synthetic_data')
-    if not spec:
-        return
-    from avtoolkit.datasets.synthetic import generate_synthetic_av
-    spec = dict(spec)
-    out_dir = spec.pop('out_dir')
-    make_on_local_leader(lambda: generate_synthetic_av(out_dir, **spec),
-                         osp.join(out_dir, 'summary.json'),
-                         f'synthetic dataset at {out_dir}', poll_seconds,
-                         timeout)
 
 
 def build_runner(cfg: Config) -> Runner:
@@ -103,7 +74,7 @@ def main(argv: Optional[List[str]] = None) -> Runner:
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
     cfg = merge_args(load_config(args), args)
-    prepare_data(cfg)
+    prepare(cfg)
     prepare_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
     print_log(f'work dir: {cfg.work_dir}', logger='current',

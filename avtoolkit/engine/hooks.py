@@ -149,7 +149,7 @@ class ProbeHook(Hook):
     Args:
         train_dataloader, val_dataloader: dataloader configs of labelled
             sequences (``inputs`` dict and data samples with ``gt_labels``).
-        features: names from :data:`avtoolkit.evaluation.features.FEATURES`.
+        features: names from :data:`avtoolkit.models.structures.POOLED_FEATURES`.
         main_feature: the feature of the headline line (default the first).
         interval: iterations between probes during training (None: only
             before and after).
@@ -164,10 +164,10 @@ class ProbeHook(Hook):
                  main_feature: Optional[str] = None,
                  interval: Optional[int] = None, knn_k: int = 10,
                  linear_weight_decay: float = 1e-3):
-        from avtoolkit.evaluation.features import FEATURES
-        unknown = set(features) - set(FEATURES)
+        from avtoolkit.models.structures import POOLED_FEATURES
+        unknown = set(features) - set(POOLED_FEATURES)
         if unknown or not features:
-            raise ValueError(f'features must be among {FEATURES}, got '
+            raise ValueError(f'features must be among {POOLED_FEATURES}, got '
                              f'{features}')
         self.loader_cfgs = dict(train=train_dataloader, val=val_dataloader)
         self.features = tuple(features)
@@ -190,7 +190,7 @@ class ProbeHook(Hook):
                                        self.features)
 
     def _probe(self, runner) -> dict:
-        from avtoolkit.evaluation.extraction import run_probes
+        from avtoolkit.evaluation.probes import run_probes
         train_x, train_y = self._extract(runner, 'train')
         val_x, val_y = self._extract(runner, 'val')
         return run_probes(train_x, train_y, val_x, val_y, self.features,

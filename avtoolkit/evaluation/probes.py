@@ -8,9 +8,11 @@
   classifier of Wu et al., CVPR 2018, commonly used to monitor self-supervised
   training).
 
+* :func:`run_probes`: both probes on every named feature.
+
 Features are ``(N, C)`` float tensors, labels ``(N,)`` int64.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -99,3 +101,48 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor,
         result['train_top1'] = _topk_accuracy(train_s @ weight + bias,
                                               train_y, (1, ))['top1']
     return result
+
+
+class SmallProblemThreads:
+    """Run small fits (SVMs, probes) with one intra-op thread.
+
+    L-BFGS on a few thousand numbers per step is dominated by per-operation
+    overhead; with several threads on a busy machine the threads' spinning
+    made such fits ten times slower here.  Problems with more than
+    ``threshold`` feature values keep torch's thread setting.
+    """
+
+    def __init__(self, num_values: int, threshold: int = 1 << 20):
+        self.small = num_values <= threshold
+        self.saved = None
+
+    def __enter__(self):
+        if self.small:
+            self.saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self.saved is not None:
+            torch.set_num_threads(self.saved)
+        return False
+
+
+def run_probes(train_x: Dict[str, Tensor], train_y: Tensor,
+               val_x: Dict[str, Tensor], val_y: Tensor,
+               features: Sequence[str], knn_k: int = 10,
+               linear_weight_decay: float = 1e-3) -> Dict[str, float]:
+    """Linear and k-NN top-1 accuracy of every feature:
+    ``{'<feature>/linear_top1': ..., '<feature>/knn_top1': ...}``."""
+    num_classes = int(max(train_y.max(), val_y.max())) + 1
+    results = {}
+    for name in features:
+        with SmallProblemThreads(train_x[name].numel()):
+            lin = linear_probe(train_x[name], train_y, val_x[name], val_y,
+                               num_classes=num_classes,
+                               weight_decay=linear_weight_decay)
+            knn = knn_probe(train_x[name], train_y, val_x[name], val_y,
+                            k=knn_k, num_classes=num_classes)
+        results[f'{name}/linear_top1'] = lin['top1']
+        results[f'{name}/knn_top1'] = knn['top1']
+    return results

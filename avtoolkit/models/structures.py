@@ -21,14 +21,27 @@ Shapes, with B the batch size, T the number of clips and D the model width:
 * ``z_mismatched``: (B, 2T+2, D) multimodal output on mismatched pairs, the
   visual half of video b with the audio half of video ``perm[b]`` (only when
   the neck is called with ``mismatch_perm``; used by correct pair prediction).
+
+Fixed-length features pooled from the outputs (:data:`POOLED_FEATURES`, each
+``(B, C)``, modalities absent from the outputs left out of the
+concatenation), used by the classifiers, the probes and feature extraction:
+
+* ``x_mean``: CNN embeddings averaged over the clips, visual and audio
+  concatenated (the "CNN only" representation);
+* ``y_summary``: BOS outputs of the visual and audio Transformers;
+* ``y_mean``: unimodal Transformer outputs averaged over the clips;
+* ``z_summary``: the two BOS outputs of the multimodal Transformer;
+* ``z_mean``: multimodal outputs averaged over the clips (BOS excluded).
 """
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
+import torch
 from torch import Tensor
 
 MODALITIES = ('visual', 'audio')
+POOLED_FEATURES = ('x_mean', 'y_summary', 'y_mean', 'z_summary', 'z_mean')
 
 
 @dataclass
@@ -108,3 +121,43 @@ class AVOutputs:
             if isinstance(value, Tensor):
                 changes[field.name] = fn(value)
         return dataclasses.replace(self, **changes)
+
+
+def pool_features(out: AVOutputs, name: str) -> Tensor:
+    """The feature ``name`` (see the module docstring) as ``(B, C)``."""
+    parts: List[Tensor] = []
+    if name == 'x_mean':
+        parts = [x.mean(1) for x in (out.x_v, out.x_a) if x is not None]
+    elif name in ('y_summary', 'y_mean'):
+        for y in (out.y_v, out.y_a):
+            if y is not None:
+                parts.append(y[:, 0] if name == 'y_summary' else
+                             y[:, 1:].mean(1))
+    elif name in ('z_summary', 'z_mean'):
+        for modality in out.z_modalities:
+            half = out.z_v if modality == 'visual' else out.z_a
+            if half is not None:
+                parts.append(half[:, 0] if name == 'z_summary' else
+                             half[:, 1:].mean(1))
+    else:
+        raise KeyError(f'unknown feature "{name}"; choose from {POOLED_FEATURES}')
+    if not parts:
+        raise ValueError(f'the model outputs hold nothing for "{name}" '
+                         '(e.g. z features of a late-fusion model)')
+    return torch.cat(parts, dim=1)
+
+
+def strip_multimodal_bos(z: Tensor) -> Tensor:
+    """Drop the two BOS outputs of the multimodal Transformer.
+
+    Args:
+        z: ``Tensor[B, 2T + 2, D]``, ``[z_v0 .. z_vT ; z_a0 .. z_aT]``.
+
+    Returns:
+        ``Tensor[B, 2T, D]``: ``[z_v1 .. z_vT ; z_a1 .. z_aT]``.
+    """
+    if z.dim() != 3 or z.shape[1] % 2 or z.shape[1] < 4:
+        raise ValueError('z must be Tensor[B, 2T + 2, D] with T >= 1, got '
+                         f'shape {tuple(z.shape)}')
+    half = z.shape[1] // 2
+    return torch.cat([z[:, 1:half], z[:, half + 1:]], dim=1)

@@ -20,7 +20,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import avtoolkit.engine  # noqa: F401
     import avtoolkit.evaluation  # noqa: F401
     import avtoolkit.models  # noqa: F401
-    from avtoolkit.utils.checkpoint import allow_mmengine_checkpoint_globals
+    from avtoolkit.checkpoint.io import allow_mmengine_checkpoint_globals
     allow_mmengine_checkpoint_globals()
 
     if not init_default_scope:

@@ -14,8 +14,7 @@ from mmengine.config import Config, DictAction
 
 from avtoolkit.apis import test as test_api
 from avtoolkit.apis import train as train_api
-from avtoolkit.datasets.synthetic_downstream import \
-    prepare_synthetic_downstream
+from avtoolkit.data_prep import prepare
 from avtoolkit.datasets.transforms import flatten_pipeline
 from avtoolkit.registry import DATASETS, MODELS
 
@@ -63,7 +62,7 @@ def run_protocol(config, options, work_dir):
     parser.add_argument('--options', nargs='+', action=DictAction)
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(parser.parse_args(['--options', *options]).options)
-    prepare_synthetic_downstream(cfg)
+    prepare(cfg)
     runner = train_api.main([config, '--work-dir', work_dir,
                              '--cfg-options', *options])
     assert runner.iter == 2

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from avtoolkit.apis import train as train_api
-from avtoolkit.utils import UnsafeCheckpointError
+from avtoolkit.checkpoint import UnsafeCheckpointError
 
 DATA = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data')
 CONFIG = osp.join(DATA, 'configs', 'toy_runner.py')

@@ -1,6 +1,5 @@
 """AVVideoDataset (list files) and AVWebDataset (tar shards)."""
 import os.path as osp
-import sys
 import tarfile
 
 import pytest
@@ -8,7 +7,6 @@ import torch
 from mmengine.dataset import pseudo_collate
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from av_test_media import write_list, write_marker_video  # noqa: E402
 
 from avtoolkit.datasets import AVVideoDataset, AVWebDataset  # noqa: E402
@@ -16,7 +14,7 @@ from avtoolkit.datasets.av_video_dataset import parse_list_line  # noqa
 from avtoolkit.datasets.av_webdataset import expand_shard_urls  # noqa: E402
 from avtoolkit.datasets.bad_input import (BadInputCounter,  # noqa: E402
                                           BadInputError)
-from avtoolkit.datasets.shards import build_shards  # noqa: E402
+from avtoolkit.data_prep.shards import build_shards  # noqa: E402
 
 PIPELINE = [
     dict(type='AVInit'),

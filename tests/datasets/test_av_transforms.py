@@ -1,6 +1,5 @@
 """Decoding, clip sampling, audio/video transforms and packing."""
 import os.path as osp
-import sys
 from fractions import Fraction
 
 import av
@@ -10,14 +9,13 @@ import torch
 import torchaudio
 from mmengine.dataset import Compose, default_collate, pseudo_collate
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from av_test_media import (burst_onsets, flash_frames,  # noqa: E402
                            write_marker_avi, write_marker_video)
 
 from avtoolkit.datasets.bad_input import BadInputError  # noqa: E402
+from avtoolkit.datasets.io import MediaReader  # noqa: E402
 from avtoolkit.datasets.transforms import (AVDecode, AVInit,  # noqa: E402
-                                           AVSampleClips, MediaReader,
-                                           frames_for_samples,
+                                           AVSampleClips, frames_for_samples,
                                            samples_for_frames)
 
 MARKERS = {
@@ -205,7 +203,7 @@ def test_segment_decoding_matches_sequential(which, markers,
         if which == 'real_avi' else markers[which]['path']
     seq = MediaReader(path, need_audio=False)
     w, h = seq.output_size(64)
-    from avtoolkit.datasets.transforms.av_decoding import frame_to_rgb
+    from avtoolkit.datasets.io import frame_to_rgb
     times, imgs = zip(*[(t, frame_to_rgb(f, w, h))
                         for t, f in seq.iter_video_frames(0.0)])
     times = np.array(times)

@@ -1,9 +1,7 @@
 """The bad-input policy: skip + count in training, raise with the file name
 in evaluation, records that reach the main process from DataLoader workers."""
 import json
-import os.path as osp
 import pickle
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +9,6 @@ import torch
 from mmengine.dataset import pseudo_collate
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from av_test_media import write_list, write_marker_video  # noqa: E402
 
 from avtoolkit.datasets import AVVideoDataset  # noqa: E402
@@ -42,7 +39,7 @@ EXPECTED = {
 
 @pytest.fixture(scope='module')
 def media(tmp_path_factory):
-    from avtoolkit.datasets.synthetic import write_broken_inputs
+    from avtoolkit.data_prep.synthetic_av import write_broken_inputs
     root = tmp_path_factory.mktemp('bad')
     good = [write_marker_video(str(root / f'good{i}.mp4'), duration=3.0,
                                seed=i)['path'] for i in range(2)]

@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 import torch
 
-from avtoolkit.datasets.downstream import (parse_charades_actions,
+from avtoolkit.datasets.public_datasets import (parse_charades_actions,
                                            read_audioset_csv,
                                            read_kinetics_csv, read_ucf101)
 from avtoolkit.registry import DATASETS

@@ -9,7 +9,7 @@ from mmengine.dataset import Compose
 from avtoolkit.datasets import AVVideoDataset
 from avtoolkit.datasets.transforms import (AVSequencePipeline,
                                            flatten_pipeline, sequence_steps)
-from avtoolkit.evaluation.extraction import pipeline_modalities
+from avtoolkit.evaluation.loaders import pipeline_modalities
 from avtoolkit.registry import TRANSFORMS
 
 CLIPS = dict(type='AVSampleClips', num_clips=3, clip_duration=1.0,

@@ -50,7 +50,7 @@ def test_non_finite_loss_stops_before_saving(tmp_path):
 def test_local_writes_are_atomic(tmp_path, monkeypatch):
     from mmengine.fileio import get_file_backend
 
-    from avtoolkit.utils.checkpoint import AtomicLocalBackend
+    from avtoolkit.checkpoint.io import AtomicLocalBackend
     target = tmp_path / 'ckpt.pth'
     backend = get_file_backend(str(target))
     assert isinstance(backend, AtomicLocalBackend)

@@ -9,10 +9,12 @@ from mmaction.structures import ActionDataSample
 from torch import nn
 
 from avtoolkit.evaluation.extraction import (
-    NpyFeatureWriter, ProjectionInputTap, available_features, build_model,
-    check_output_dir, collect_features, extract_pooled_features,
-    extract_to_dir, iter_named_features, load_weights, read_state_dict,
-    run_probes, sample_label)
+    ProjectionInputTap, available_features, build_model, collect_features,
+    extract_pooled_features, extract_to_dir, iter_named_features,
+    load_weights, read_state_dict, sample_label)
+from avtoolkit.evaluation.feature_writers import (NpyFeatureWriter,
+                                                  check_output_dir)
+from avtoolkit.evaluation.probes import run_probes
 from avtoolkit.models.backbones.clip_sequence_encoder import \
     global_average_pool
 from avtoolkit.registry import MODELS

@@ -13,12 +13,12 @@ from mmengine.config import Config
 from mmengine.evaluator import BaseMetric
 
 from avtoolkit.apis import test as test_api
-from avtoolkit.evaluation import protocols
+from avtoolkit.evaluation import cross_validation
 from avtoolkit.evaluation.linear_svm import LinearSVM
+from avtoolkit.evaluation.cross_validation import (cross_validate_svm,
+                                                   validation_split)
 from avtoolkit.evaluation.protocols import (FrozenFeatureSVMProtocol,
-                                            cross_validate_svm,
-                                            format_results_table,
-                                            validation_split)
+                                            format_results_table)
 from avtoolkit.registry import METRICS, MODELS, PROTOCOLS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -182,7 +182,7 @@ def _rows_in(x, reference):
 @pytest.mark.parametrize('strategy', ['fold', 'stratified'])
 def test_selection_never_sees_the_test_fold(monkeypatch, strategy):
     feats, labels, folds = blob_features(num_per_class=3)
-    monkeypatch.setattr(protocols, 'LinearSVM', SpySVM)
+    monkeypatch.setattr(cross_validation, 'LinearSVM', SpySVM)
     for k in range(1, 6):
         SpySVM.calls = []
         result = cross_validate_svm(feats, labels, folds, [k],
@@ -251,7 +251,7 @@ def test_multi_margin_iterations_follow_svm_iters(monkeypatch):
             seen.append((len(x), self.epochs))
             return super().fit(x, y, num_classes)
 
-    monkeypatch.setattr(protocols, 'LinearSVM', Recorder)
+    monkeypatch.setattr(cross_validation, 'LinearSVM', Recorder)
     cross_validate_svm(feats, labels, folds, [1], C_grid=[1.0],
                        svm_cfg=dict(loss='multi_margin', batch_size=8),
                        svm_iters=40)

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from avtoolkit.models.heads import CPPHead, make_derangement, sample_positions
+from avtoolkit.models.heads import CPPHead
+from avtoolkit.models.utils import make_derangement, sample_positions
 from avtoolkit.registry import MODELS
 
 

@@ -4,8 +4,10 @@ import math
 import pytest
 import torch
 
-from avtoolkit.models.heads import (MaskGenerator, MEPHead, generate_mask,
-                                    info_nce, strip_multimodal_bos)
+from avtoolkit.models.heads import MEPHead
+from avtoolkit.models.losses import info_nce
+from avtoolkit.models.structures import strip_multimodal_bos
+from avtoolkit.models.utils import MaskGenerator, generate_mask
 from avtoolkit.models.samplers import CurrentMiniBatchSampler
 from avtoolkit.registry import MODELS, TASK_UTILS
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from avtoolkit.models.samplers import (CANSSampler, CurrentMiniBatchSampler,
-                                       CurrentSequenceSampler,
-                                       gather_sequences)
+                                       CurrentSequenceSampler)
+from avtoolkit.models.utils import gather_sequences
 from avtoolkit.registry import NEGATIVE_SAMPLERS
 
 
@@ -400,8 +400,8 @@ _DIST_SCRIPT = textwrap.dedent('''
     import torch
     import torch.distributed as dist
     from avtoolkit.models.samplers import (CANSSampler,
-                                           CurrentSequenceSampler,
-                                           gather_sequences)
+                                           CurrentSequenceSampler)
+    from avtoolkit.models.utils import gather_sequences
 
     rank, init = int(sys.argv[1]), sys.argv[2]
     dist.init_process_group('gloo', init_method=init, rank=rank,
@@ -456,7 +456,7 @@ def test_benchmark_records_and_tool(repo_root, capsys):
     import importlib.util
     import json
 
-    from avtoolkit.models.samplers.benchmark import (format_table,
+    from avtoolkit.benchmarks.sampler import (format_table,
                                                      run_benchmark)
     records = run_benchmark(sizes=((2, 3), ), dim=4, num_negatives=2,
                             chunk_size=2, repeats=1, warmup=0)

@@ -9,7 +9,7 @@ from avtoolkit.models.necks import (FactorizedLinear,
                                     SharedLowRankTransformer,
                                     TransformerLayer,
                                     orthogonal_from_generator)
-from avtoolkit.models.necks.benchmark import (benchmark_neck_variants,
+from avtoolkit.benchmarks.neck import (benchmark_neck_variants,
                                               format_benchmark,
                                               saved_activation_bytes)
 from avtoolkit.models.structures import AVOutputs

@@ -9,7 +9,7 @@ import os.path as osp
 
 import pytest
 
-from avtoolkit.utils.param_count import (count_parameters,
+from avtoolkit.analysis.param_count import (count_parameters,
                                          count_parameters_from_config,
                                          format_counts)
 

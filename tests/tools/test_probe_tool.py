@@ -111,7 +111,7 @@ def test_probe_sets_of_a_fine_tuning_config(repo_root):
     (through its validation pipeline, in order) fits the probes and its
     held-out part scores them; model.feature is the default feature."""
     from avtoolkit.datasets.transforms import flatten_pipeline
-    from avtoolkit.evaluation.extraction import probe_settings
+    from avtoolkit.evaluation.loaders import probe_settings
     cfg = Config.fromfile(osp.join(
         repo_root, 'configs', 'downstream', 'demo',
         'kinetics_sounds_mid_audio.py'))

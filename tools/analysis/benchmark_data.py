@@ -6,13 +6,13 @@ Example::
 
     python tools/analysis/benchmark_data.py --json
 
-See ``avtoolkit/datasets/benchmark.py`` for what is measured.
+See ``avtoolkit/benchmarks/data.py`` for what is measured.
 """
 import argparse
 import json
 import sys
 
-from avtoolkit.datasets.benchmark import format_summary, run_benchmark
+from avtoolkit.benchmarks.data import format_summary, run_benchmark
 
 
 def parse_args(argv=None):

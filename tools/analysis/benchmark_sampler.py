@@ -7,7 +7,7 @@ Examples::
     python tools/analysis/benchmark_sampler.py --json > samplers.json
 
 Sizes default to the paper's ablation batch (4 x 30 clips) and main batch
-(256 x 30 clips) with D = 768; see ``avtoolkit.models.samplers.benchmark`` for
+(256 x 30 clips) with D = 768; see ``avtoolkit.benchmarks.sampler`` for
 what the memory column measures on each device.
 """
 import argparse
@@ -15,7 +15,7 @@ import json
 
 import torch
 
-from avtoolkit.models.samplers.benchmark import (DEFAULT_SIZES, format_table,
+from avtoolkit.benchmarks.sampler import (DEFAULT_SIZES, format_table,
                                                  run_benchmark)
 
 

@@ -18,7 +18,7 @@ is measured against the ``none`` sharing ablation
 (configs/pretrain/ablations/k700_mid_none.py) in one run.  Every step is a
 real ``model.train_step`` with the config's optim_wrapper (all MEP and CPP
 losses, backward, optimizer step) on synthetic inputs of the shapes the
-config's pipeline produces.  See ``avtoolkit.analysis.train_benchmark`` for
+config's pipeline produces.  See ``avtoolkit.benchmarks.train_step`` for
 what each figure measures.
 """
 import argparse
@@ -28,7 +28,7 @@ import sys
 
 from mmengine.config import DictAction
 
-from avtoolkit.analysis.train_benchmark import (DEFAULT_GLOBAL_BATCH, DTYPES,
+from avtoolkit.benchmarks.train_step import (DEFAULT_GLOBAL_BATCH, DTYPES,
                                                 format_report, run_benchmark)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -14,7 +14,7 @@ import json
 
 from mmengine.config import DictAction
 
-from avtoolkit.utils.param_count import (count_parameters_from_config,
+from avtoolkit.analysis.param_count import (count_parameters_from_config,
                                          format_counts)
 
 

@@ -27,7 +27,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
 
 from mmengine.config import DictAction  # noqa: E402
 
-from avtoolkit.evaluation.features import FEATURES  # noqa: E402
+from avtoolkit.models.structures import POOLED_FEATURES  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -39,9 +39,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'weights only')
     parser.add_argument('--compare-random', action='store_true',
                         help='also probe the initial (random) weights')
-    parser.add_argument('--features', nargs='+', choices=FEATURES,
+    parser.add_argument('--features', nargs='+', choices=POOLED_FEATURES,
                         metavar='NAME', default=None,
-                        help=f'pooled features to probe, among {FEATURES} '
+                        help=f'pooled features to probe, among {POOLED_FEATURES} '
                         '(default: those of the ProbeHook)')
     parser.add_argument('--train-key', default=None,
                         help='config key of the dataloader fitting the probes')
@@ -88,11 +88,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
     import torch
     from mmengine.config import Config
 
-    from avtoolkit.evaluation.extraction import (build_dataloader,
-                                                 build_model,
-                                                 extract_pooled_features,
-                                                 probe_settings, run_probes)
-    from avtoolkit.apis.train import prepare_data
+    from avtoolkit.evaluation.extraction import (build_model,
+                                                 extract_pooled_features)
+    from avtoolkit.evaluation.loaders import build_dataloader, probe_settings
+    from avtoolkit.evaluation.probes import run_probes
+    from avtoolkit.data_prep import prepare
     from avtoolkit.models.algorithms.avbert_encoder import AVBERTEncoder
     from avtoolkit.registry import MODELS
     from avtoolkit.utils import register_all_modules
@@ -117,7 +117,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
             'pretraining config, or a fine-tuning config of type '
             f'AVClassifier); {args.config} builds {model_type}')
     # demo configs name generated data, made here if absent (as in train.py)
-    prepare_data(cfg)
+    prepare(cfg)
     settings = probe_settings(cfg, args.train_key, args.val_key)
     features = tuple(args.features or settings['features'])
     knn_k = args.knn_k or settings['knn_k']

@@ -6,13 +6,13 @@ Example::
     python tools/data/build_shards.py --list data/k700/train_list.txt \\
         --out data/k700/shards_train --reencode --workers 16
 
-See ``avtoolkit/datasets/shards.py`` and docs/data_preparation.md.
+See ``avtoolkit/data_prep/shards.py`` and docs/data_preparation.md.
 """
 import argparse
 import json
 import sys
 
-from avtoolkit.datasets.shards import build_shards, format_report
+from avtoolkit.data_prep.shards import build_shards, format_report
 
 
 def parse_args(argv=None):

@@ -17,7 +17,7 @@ import sys
 sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from avtoolkit.datasets.synthetic import (  # noqa: E402
+from avtoolkit.data_prep.synthetic_av import (  # noqa: E402
     BROKEN_KINDS, generate_synthetic_av)
 
 

@@ -11,7 +11,7 @@ Examples::
 Layouts: ucf101 (videos/<Class>/..., ucfTrainTestlist/), kinetics_sounds
 (videos/, train.csv, validate.csv, classes.txt), charades (Charades_v1_480/,
 Charades_v1_{train,test}.csv) and esc50 (audio/*.wav, meta/esc50.csv); see
-avtoolkit/datasets/synthetic_downstream.py and docs/downstream.md.  Running it
+avtoolkit/data_prep/synthetic_layouts.py and docs/downstream.md.  Running it
 again with the same arguments only checks the folder.
 """
 import argparse
@@ -22,7 +22,7 @@ import sys
 sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from avtoolkit.datasets.synthetic_downstream import (  # noqa: E402
+from avtoolkit.data_prep.synthetic_layouts import (  # noqa: E402
     LAYOUTS, generate_synthetic_downstream)
 
 

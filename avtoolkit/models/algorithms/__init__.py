@@ -1,6 +1,5 @@
 # Modules of this family are imported here so that they register.
 from .avbert import AVBERT
 from .avbert_encoder import AVBERTEncoder
-from .downstream import AVClassifier, VisualClassifier  # noqa: F401
 
 __all__ = ['AVBERT', 'AVBERTEncoder']

@@ -4,11 +4,9 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from avtoolkit.models.heads.cpp_head import make_derangement
-from avtoolkit.models.heads.masking import MaskGenerator
-from avtoolkit.models.heads.mep_head import strip_multimodal_bos
-from avtoolkit.models.samplers.negative_samplers import gather_sequences
-from avtoolkit.models.structures import AVOutputs
+from avtoolkit.models.structures import AVOutputs, strip_multimodal_bos
+from avtoolkit.models.utils import (MaskGenerator, gather_sequences,
+                                    make_derangement)
 from avtoolkit.registry import MODELS, NEGATIVE_SAMPLERS
 
 from .avbert_encoder import AVBERTEncoder
@@ -97,39 +95,78 @@ class AVBERT(AVBERTEncoder):
         return self.cpp_head is not None and \
             'multi' in self.cpp_head.classifiers
 
+    def encode(self, video: Tensor,
+               audio: Tensor) -> Tuple[Tensor, Tensor]:
+        """CNN embeddings of every clip.
+
+        Args:
+            video: (B, T, C, F, H, W); audio: (B, T, 1, mel, frames).
+
+        Returns:
+            ``(x_v, x_a)``, each (B, T, D).
+        """
+        return (self._encode('video', self.visual_backbone, video),
+                self._encode('audio', self.audio_backbone, audio))
+
+    def sample_step(self, batch: int, length: int, device: torch.device
+                    ) -> Tuple[Tensor, Optional[Tensor]]:
+        """The random choices of one step: the MEP mask (B, T) bool, and the
+        derangement ``perm`` (B,) that forms the mismatched CPP pairs (None
+        without CPP).  This is the only place ``perm`` is drawn."""
+        mask = self.mask_generator(batch, length, device=device)
+        return mask, self._draw_perm(batch, device)
+
+    def _draw_perm(self, batch: int,
+                   device: torch.device) -> Optional[Tensor]:
+        if self.cpp_head is None:
+            return None
+        if batch < 2:
+            raise ValueError('correct pair prediction needs at least two '
+                             'sequences per batch (mismatched pairs come '
+                             'from other videos of the batch)')
+        return make_derangement(batch, device=device)
+
+    def contextualise(self, x_v: Tensor, x_a: Tensor, mask: Tensor,
+                      perm: Optional[Tensor]) -> AVOutputs:
+        """The Transformers on the masked sequences; with a multimodal CPP
+        classifier also the multimodal Transformer on the mismatched pairs
+        ``[w_v(b) ; w_a(perm[b])]``, in the same batched call.
+
+        Args:
+            x_v, x_a: (B, T, D) CNN embeddings; mask: (B, T) bool;
+            perm: (B,) derangement, or None without CPP.
+        """
+        mismatch = perm if self._needs_mismatched_pass else None
+        return self.neck(x_v, x_a, mask=mask, mismatch_perm=mismatch)
+
     def forward_pretrain(self,
                          video: Tensor,
                          audio: Tensor,
                          mask: Optional[Tensor] = None,
                          perm: Optional[Tensor] = None
                          ) -> Tuple[AVOutputs, Optional[Tensor]]:
-        """CNNs and Transformers of one training step.
+        """CNNs and Transformers of one training step:
+        :meth:`encode`, :meth:`sample_step` (for what is not given) and
+        :meth:`contextualise`.
 
         Args:
             video: (B, T, C, F, H, W); audio: (B, T, 1, mel, frames).
             mask: (B, T) bool masked positions; drawn when None.
-            perm: (B,) derangement for the mismatched multimodal pass; drawn
-                when None and a multimodal CPP classifier exists.
+            perm: (B,) derangement for the mismatched pairs; drawn when None
+                and the model has a CPP head.
 
         Returns:
             ``(outputs, perm)``: :class:`AVOutputs` with the unmasked
             ``x_v``/``x_a``, the outputs of the masked pass, ``mask`` and, if
             needed, ``z_mismatched``; and the permutation used (or None).
         """
-        x_v = self._encode('video', self.visual_backbone, video)
-        x_a = self._encode('audio', self.audio_backbone, audio)
+        x_v, x_a = self.encode(video, audio)
         batch, length = x_v.shape[:2]
         if mask is None:
             mask = self.mask_generator(batch, length, device=x_v.device)
-        if self.cpp_head is not None and batch < 2:
-            raise ValueError('correct pair prediction needs at least two '
-                             'sequences per batch (mismatched pairs come '
-                             'from other videos of the batch)')
-        if self.cpp_head is not None and perm is None:
-            perm = make_derangement(batch, device=x_v.device)
-        mismatch = perm if self._needs_mismatched_pass else None
-        outputs = self.neck(x_v, x_a, mask=mask, mismatch_perm=mismatch)
-        return outputs, perm
+        if perm is None:
+            perm = self._draw_perm(batch, x_v.device)
+        return self.contextualise(x_v, x_a, mask, perm), perm
 
     def loss(self, inputs: Dict[str, Tensor], data_samples=None,
              mask: Optional[Tensor] = None,
@@ -142,8 +179,18 @@ class AVBERT(AVBERTEncoder):
         missing = [k for k in ('video', 'audio') if k not in inputs]
         if missing:
             raise ValueError(f'AVBERT pretraining needs inputs {missing}')
-        out, perm = self.forward_pretrain(inputs['video'], inputs['audio'],
-                                          mask)
+        outputs, perm = self.forward_pretrain(inputs['video'],
+                                              inputs['audio'], mask)
+        return self.head_losses(outputs, perm)
+
+    def head_losses(self, out: AVOutputs,
+                    perm: Optional[Tensor]) -> Dict[str, Tensor]:
+        """The MEP and CPP terms of one step's outputs.
+
+        Args:
+            out: the outputs of :meth:`forward_pretrain`.
+            perm: the permutation it returned (None without CPP).
+        """
         losses = self.mep_loss(out)
         if self.cpp_head is not None:
             losses.update(

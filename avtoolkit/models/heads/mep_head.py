@@ -42,58 +42,12 @@ import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from avtoolkit.models.losses import info_nce
 from avtoolkit.registry import MODELS
 
-__all__ = ['MEPHead', 'strip_multimodal_bos', 'info_nce']
+__all__ = ['MEPHead']
 
 _STREAMS = ('v', 'a', 'av')
-
-
-def strip_multimodal_bos(z: Tensor) -> Tensor:
-    """Drop the two BOS outputs of the multimodal Transformer.
-
-    Args:
-        z: ``Tensor[B, 2T + 2, D]``, ``[z_v0 .. z_vT ; z_a0 .. z_aT]``.
-
-    Returns:
-        ``Tensor[B, 2T, D]``: ``[z_v1 .. z_vT ; z_a1 .. z_aT]``.
-    """
-    if z.dim() != 3 or z.shape[1] % 2 or z.shape[1] < 4:
-        raise ValueError('z must be Tensor[B, 2T + 2, D] with T >= 1, got '
-                         f'shape {tuple(z.shape)}')
-    half = z.shape[1] // 2
-    return torch.cat([z[:, 1:half], z[:, half + 1:]], dim=1)
-
-
-def info_nce(queries: Tensor, positives: Tensor, pool: Tensor,
-             negatives: Tensor) -> Tuple[Tensor, Tensor]:
-    """InfoNCE with explicit negatives, computed in float32.
-
-    Args:
-        queries: ``Tensor[M, P]``, ``FFN(o_t)`` of ``M`` predictions.
-        positives: ``Tensor[M, P]``, ``W_I x_t`` of their positives.
-        pool: ``Tensor[N, P]``, ``W_I x`` of every row of the target pool.
-        negatives: ``LongTensor[M, K]``, rows of ``pool``.
-
-    Returns:
-        ``(loss, correct)``: the mean loss (scalar) and ``BoolTensor[M]``,
-        whether the positive logit exceeds all ``K`` negative logits.
-    """
-    with torch.autocast(device_type=queries.device.type, enabled=False):
-        queries = queries.float()
-        pos_logit = (queries * positives.float()).sum(dim=1, keepdim=True)
-        m, k = negatives.shape
-        pool = pool.float()
-        # Gathering the K negative targets costs M*K*P floats, scoring the
-        # whole pool M*N; both give the same logits, take the smaller.
-        if m * k * pool.shape[1] <= m * pool.shape[0]:
-            neg_logit = torch.einsum('mp,mkp->mk', queries, pool[negatives])
-        else:
-            neg_logit = (queries @ pool.t()).gather(1, negatives)
-        logits = torch.cat([pos_logit, neg_logit], dim=1)
-        loss = torch.logsumexp(logits, dim=1) - logits[:, 0]
-        correct = (pos_logit > neg_logit).all(dim=1)
-    return loss.mean(), correct
 
 
 class _Predictor(nn.Module):

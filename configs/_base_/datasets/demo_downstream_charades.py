@@ -1,6 +1,6 @@
 # The Charades protocol on synthetic data for CPU runs: the layout of
 # charades.py (Charades_v1_480/<id>.mp4, Charades_v1_{train,test}.csv) written
-# by avtoolkit.datasets.synthetic_downstream from the synthetic demo
+# by avtoolkit.data_prep.synthetic_layouts from the synthetic demo
 # generator: 100 videos of 8 s at 160x128 pixels, 10 object classes (those of
 # the pretraining demo) plus two time-stamped event classes ("loud event",
 # "high-pitched event") = 12 classes, 30% of every class in the test CSV.

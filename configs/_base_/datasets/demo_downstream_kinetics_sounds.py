@@ -1,6 +1,6 @@
 # The Kinetics-Sounds protocol on synthetic data for CPU runs: the layout of
 # kinetics_sounds.py (videos/<youtube_id>_<start>_<end>.mp4, train.csv,
-# validate.csv, classes.txt) written by avtoolkit.datasets.synthetic_downstream
+# validate.csv, classes.txt) written by avtoolkit.data_prep.synthetic_layouts
 # from the synthetic demo generator: 10 classes (those of the pretraining
 # demo), 100 videos of 8 s at 160x128 pixels, 30% of every class in
 # validate.csv (the test set).

@@ -1,6 +1,6 @@
 # The UCF101 protocol on synthetic data for CPU runs: the layout of ucf101.py
 # (videos/<Class>/v_<Class>_gXX_cYY.mp4, ucfTrainTestlist/) written by
-# avtoolkit.datasets.synthetic_downstream from the synthetic demo generator:
+# avtoolkit.data_prep.synthetic_layouts from the synthetic demo generator:
 # 10 classes (the classes of the pretraining demo), 5 groups of 2 videos per
 # class, 4-s videos of 160x128 pixels at 16 fps.  Split k tests on group k.
 #

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from avtoolkit.utils import UnsafeCheckpointError, load_checkpoint_file
+from avtoolkit.checkpoint import UnsafeCheckpointError, load_checkpoint_file
 
 
 class Payload:

@@ -12,16 +12,24 @@ exactly the globals mmengine writes to torch's allowlist.  Anything else in a
 file is still refused; :func:`load_checkpoint_file` turns torch's refusal into a
 message that names the file, the offending global and what to do.
 """
+import collections
+import hashlib
 import os
+import os.path as osp
 import pickle
+import re
 import tempfile
 import types
-from typing import Any, List
+from typing import Any, Dict, List, Mapping, Tuple
 
 import numpy as np
 import torch
+from torch import Tensor
+from mmengine.config import ConfigDict
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from avtoolkit.utils.atomic import write_bytes_atomic
 
 
 def _numpy_globals() -> List[Any]:
@@ -136,22 +144,7 @@ class AtomicLocalBackend(LocalBackend):
     """
 
     def put(self, obj: bytes, filepath) -> None:
-        filepath = os.fspath(filepath)
-        folder = os.path.dirname(filepath) or '.'
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f'.{os.path.basename(filepath)}.', suffix='.tmp',
-            dir=folder)
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                f.write(obj)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, filepath)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        write_bytes_atomic(os.fspath(filepath), obj)
 
     def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
         self.put(obj.encode(encoding), filepath)
@@ -165,3 +158,112 @@ def use_atomic_local_writes() -> None:
     for key, backend in list(fileio_io.backend_instances.items()):
         if type(backend) is LocalBackend:
             del fileio_io.backend_instances[key]
+
+
+STATE_DICT_ENTRIES = ('state_dict', 'model_state', 'model_state_dict')
+_CONFIG_CLASS = 'CfgNode'
+_GLOBAL_IN_ERROR = re.compile(r'GLOBAL ([\w.]+) was not an allowed global')
+
+
+class ConversionError(ValueError):
+    """A checkpoint cannot be converted as asked (the message says why)."""
+
+
+def _unsafe_globals(path: str, error: BaseException) -> List[str]:
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # legacy (non-zip) file: read the names off the error
+        text = str(error) + str(getattr(error, '__cause__', ''))
+        return _GLOBAL_IN_ERROR.findall(text)
+
+
+def read_checkpoint(path: str, trust: bool = False) -> Any:
+    """Load a checkpoint file on the CPU.
+
+    Without ``trust`` only tensors, plain containers, mmengine's logged state
+    and, read as ``OrderedDict``, pickled ``CfgNode`` configs are accepted
+    (``torch.load(weights_only=True)``); anything else raises
+    :class:`~avtoolkit.utils.UnsafeCheckpointError`.  With ``trust`` the file
+    is unpickled without restrictions.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint "{path}" does not exist')
+    if trust:
+        try:
+            return torch.load(path, map_location='cpu', weights_only=False)
+        except (ModuleNotFoundError, AttributeError) as err:
+            raise ConversionError(
+                f'"{path}" pickles an object whose class cannot be imported '
+                f'here ({err}); install the package that defines it (yacs / '
+                'fvcore for PySlowFast configs) or load without --trust, '
+                'which reads configs as plain dicts') from err
+    allow_mmengine_checkpoint_globals()
+    substitutes: List[Tuple[Any, str]] = []
+    while True:
+        try:
+            with torch.serialization.safe_globals(substitutes):
+                return load_checkpoint_file(path)
+        except UnsafeCheckpointError as err:
+            done = {name for _, name in substitutes}
+            names = [n for n in _unsafe_globals(path, err.__cause__ or err)
+                     if n not in done]
+            configs = [n for n in names if n.rsplit('.', 1)[-1] ==
+                       _CONFIG_CLASS]
+            others = [n for n in names if n not in configs]
+            if others or not configs:
+                shown = ', '.join(others) if others else 'unknown objects'
+                raise UnsafeCheckpointError(
+                    f'Refusing to load "{path}": it pickles {shown}, which '
+                    'is neither a tensor nor a known config class. If you '
+                    'trust the file, pass --trust (unrestricted unpickling).'
+                ) from err
+            substitutes += [(collections.OrderedDict, n) for n in configs]
+
+
+def plain_config(value: Any) -> Any:
+    """Config values as builtins only (safe for ``weights_only`` loading)."""
+    if isinstance(value, (ConfigDict, Mapping)):
+        return {str(k): plain_config(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_config(v) for v in value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def save_checkpoint(path: str, state_dict: Dict[str, Tensor], meta: dict,
+                    force: bool = False) -> None:
+    """Write ``{'meta': meta, 'state_dict': state_dict}`` atomically.
+
+    Tensors are detached, moved to the CPU and made contiguous.  Refuses an
+    existing ``path`` unless ``force``.
+    """
+    if osp.exists(path) and not force:
+        raise FileExistsError(f'"{path}" exists; pass --force to overwrite '
+                              'it')
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    payload = dict(
+        meta=plain_config(meta),
+        state_dict={
+            k: v.detach().cpu().contiguous().clone()
+            for k, v in state_dict.items()
+        })
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.',
+                               suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()

@@ -88,7 +88,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from avtoolkit.models.necks.benchmark import saved_activation_bytes
+from avtoolkit.benchmarks.neck import saved_activation_bytes
 
 __all__ = [
     'PEAK_TFLOPS', 'DTYPES', 'input_shapes_from_config', 'peak_tflops_for',
@@ -676,7 +676,7 @@ def _forward_saved_bytes(model, data, optim_wrapper) -> int:
 def _component_steps(model, data, optim_wrapper, device: torch.device,
                      dtype: str) -> Dict[str, Callable[[], None]]:
     """Closures running each part of a training step alone (fwd + bwd)."""
-    from avtoolkit.models.heads.cpp_head import make_derangement
+    from avtoolkit.models.utils import make_derangement
 
     with torch.no_grad():
         batch = model.data_preprocessor(data, True)
@@ -873,7 +873,7 @@ def _measure_config(path: str, label: str, cfg, shapes: dict,
                     peak: Optional[float], seed: int,
                     cudnn_benchmark: Optional[bool],
                     log: Callable[[str], None]) -> List[Dict[str, object]]:
-    from avtoolkit.utils.param_count import count_parameters
+    from avtoolkit.analysis.param_count import count_parameters
 
     if cudnn_benchmark is None:
         # As the Runner sets it from the config.

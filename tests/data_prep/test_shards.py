@@ -3,27 +3,26 @@ import importlib.util
 import json
 import os
 import os.path as osp
-import sys
 import tarfile
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from av_test_media import (burst_onsets, flash_frames,  # noqa: E402
                            write_list, write_marker_avi, write_marker_video)
 
 from avtoolkit.datasets import AVWebDataset  # noqa: E402
-from avtoolkit.datasets.shards import build_shards  # noqa: E402
+from avtoolkit.data_prep.shards import build_shards  # noqa: E402
+from avtoolkit.datasets.io import MediaReader  # noqa: E402
 from avtoolkit.datasets.transforms import (AVDecode, AVInit,  # noqa: E402
-                                           AVSampleClips, MediaReader)
+                                           AVSampleClips)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
 def inputs(tmp_path_factory):
-    from avtoolkit.datasets.synthetic import write_broken_inputs
+    from avtoolkit.data_prep.synthetic_av import write_broken_inputs
     root = tmp_path_factory.mktemp('shard_inputs')
     write_marker_video(str(root / 'a.mp4'), duration=3.0)
     write_marker_video(str(root / 'b.mp4'), duration=3.0, fps=30,
@@ -196,7 +195,7 @@ def test_cli_with_workers(inputs, tmp_path, capsys):
 def test_benchmark_smoke(tmp_path):
     """The data benchmark runs end to end on a tiny setting, and its
     whole-video baseline picks the same frames and audio as AVDecode."""
-    from avtoolkit.datasets.benchmark import (WholeVideoDecode,
+    from avtoolkit.benchmarks.data import (WholeVideoDecode,
                                               format_summary,
                                               generate_videos, run_benchmark)
     summary = run_benchmark(num_videos=1, duration=31.0, width=96,

@@ -10,13 +10,14 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from avtoolkit.datasets import synthetic
-from avtoolkit.datasets.downstream import (read_charades, read_esc50,
+from avtoolkit.data_prep import synthetic_av as synthetic
+from avtoolkit.datasets.public_datasets import (read_charades, read_esc50,
                                            read_kinetics_csv, read_ucf101)
-from avtoolkit.datasets.synthetic_downstream import (
+from avtoolkit.data_prep import prepare
+from avtoolkit.data_prep.synthetic_layouts import (
     MARKER_FILE, charades_actions, generate_synthetic_downstream,
-    holdout_indices, holdout_split, prepare_synthetic_downstream,
     ucf_test_groups)
+from avtoolkit.datasets.holdout import holdout_split
 from avtoolkit.registry import DATASETS
 
 # Small and fast: 2-s videos of 32x32 pixels.
@@ -225,9 +226,9 @@ def test_prepare_from_config_and_the_cli(tmp_path, repo_root):
     cfg = Config(dict(synthetic_downstream=dict(
         out_dir=out, layout='esc50', num_videos=10, num_classes=2, seconds=1,
         verbose=False)))
-    prepare_synthetic_downstream(cfg)
+    prepare(cfg)
     assert osp.isfile(osp.join(out, 'summary.json'))
-    prepare_synthetic_downstream(Config(dict()))  # nothing asked: no-op
+    prepare(Config(dict()))  # nothing asked: no-op
 
     import importlib.util
     spec = importlib.util.spec_from_file_location(
@@ -245,24 +246,6 @@ def test_prepare_from_config_and_the_cli(tmp_path, repo_root):
 
 
 # ------------------------------------------------------- held-out split
-def test_holdout_indices_disjoint_stratified_deterministic():
-    labels = [i % 4 for i in range(40)]
-    train, val = holdout_indices(labels, 0.2, seed=3)
-    assert set(train).isdisjoint(val)
-    assert sorted(train + val) == list(range(40))
-    assert sorted(labels[i] for i in val) == [0, 0, 1, 1, 2, 2, 3, 3]
-    assert holdout_indices(labels, 0.2, seed=3) == (train, val)
-    assert holdout_indices(labels, 0.2, seed=4)[1] != val
-    # unlabelled or multi-label entries: one stratum
-    multi = [[0, 1], [2], [1, 3], [0, 2], [3, 1]] * 4
-    train, val = holdout_indices(multi, 0.25, seed=0)
-    assert len(val) == 5 and set(train).isdisjoint(val)
-    with pytest.raises(ValueError, match='empty'):
-        holdout_indices([0, 1, 2], 0.1)
-    with pytest.raises(ValueError, match='val_fraction'):
-        holdout_indices(labels, 0.0)
-
-
 def test_holdout_split_on_a_generated_training_list(layouts):
     root = layouts['ucf101']['out_dir']
     dataset = dict(type='UCF101Dataset',

@@ -10,14 +10,25 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 from torch import nn
 
-from avtoolkit.models.convert import (DEFAULT_RELEASE_CONFIGS,
-                                      ConversionError, build_target_model,
-                                      convert_official_state_dict,
-                                      from_official_main, is_cache_key,
-                                      official_cnn_table, run_cli,
-                                      to_mmaction_main)
+from avtoolkit.checkpoint import ConversionError, UnsafeCheckpointError
+from avtoolkit.checkpoint.convert_official import (DEFAULT_RELEASE_CONFIGS,
+                                                   build_target_model,
+                                                   convert_official_state_dict,
+                                                   is_cache_key,
+                                                   official_cnn_table)
 from avtoolkit.registry import MODELS
-from avtoolkit.utils import UnsafeCheckpointError
+
+
+@pytest.fixture
+def to_mmaction_main(load_tool):
+    """``tools/convert/to_mmaction.py`` with an argv list (errors raise)."""
+    return load_tool('convert/to_mmaction.py').run
+
+
+@pytest.fixture
+def from_official_main(load_tool):
+    """``tools/convert/from_official.py`` with an argv list (errors raise)."""
+    return load_tool('convert/from_official.py').run
 
 
 def randomize_(module, seed):
@@ -121,8 +132,9 @@ def write_avtoolkit_checkpoint(path, encoder, role, model_cfg=None,
     torch.save(dict(meta=meta, state_dict=state, optimizer={}), path)
 
 
-def test_slowfast_loads_into_a_plain_mmaction_recognizer(
-        tmp_path, slowfast_encoder):
+def test_slowfast_loads_into_a_plain_mmaction_recognizer(tmp_path,
+                                                         slowfast_encoder,
+                                                         to_mmaction_main):
     encoder, cfg = slowfast_encoder
     ckpt = tmp_path / 'avtoolkit.pth'
     # the Runner stores the whole config in meta; the exporter reads the
@@ -181,7 +193,8 @@ def test_slowfast_loads_into_a_plain_mmaction_recognizer(
 
 
 def test_export_with_explicit_config_and_no_prefix(tmp_path, slowfast_encoder,
-                                                   repo_root):
+                                                   repo_root, to_mmaction_main,
+                                                   load_tool):
     encoder, _ = slowfast_encoder
     ckpt = tmp_path / 'avtoolkit.pth'
     write_avtoolkit_checkpoint(ckpt, encoder, 'visual')   # no stored config
@@ -205,8 +218,8 @@ def test_export_with_explicit_config_and_no_prefix(tmp_path, slowfast_encoder,
     # OUT is never overwritten silently
     with pytest.raises(FileExistsError, match='--force'):
         to_mmaction_main([str(ckpt), str(out), '--config', str(rec_cfg)])
-    assert run_cli(to_mmaction_main,
-                   [str(ckpt), str(out), '--config', str(rec_cfg)]) == 1
+    assert load_tool('convert/to_mmaction.py').main(
+        [str(ckpt), str(out), '--config', str(rec_cfg)]) == 1
     to_mmaction_main([str(ckpt), str(out), '--config', str(rec_cfg),
                       '--force'])
     assert 'backbone.slow_path.conv1.conv.weight' in torch.load(
@@ -223,7 +236,8 @@ def test_export_with_explicit_config_and_no_prefix(tmp_path, slowfast_encoder,
                           str(rec_cfg)])
 
 
-def test_release_resnet3d_loads_into_mmaction(tmp_path, repo_root):
+def test_release_resnet3d_loads_into_mmaction(tmp_path, repo_root,
+                                              to_mmaction_main):
     path = config_path(repo_root, 'visual_resnet3d_release.py')
     encoder = randomize_(MODELS.build(Config.fromfile(path).visual_backbone),
                          4)
@@ -246,7 +260,7 @@ def test_release_resnet3d_loads_into_mmaction(tmp_path, repo_root):
                               atol=1e-6, rtol=1e-5)
 
 
-def test_audio_export_is_refused(tmp_path, repo_root):
+def test_audio_export_is_refused(tmp_path, repo_root, to_mmaction_main):
     path = config_path(repo_root, 'audio_resnet50.py')
     encoder = MODELS.build(Config.fromfile(path).audio_backbone)
     ckpt = tmp_path / 'avtoolkit_audio.pth'
@@ -362,8 +376,10 @@ def write_official(path, state, cfg_node, entry='model_state', extra=None):
     torch.save(checkpoint, path)
 
 
-def test_official_checkpoint_lands_in_our_release_model(
-        tmp_path, release_model, fake_yacs, monkeypatch):
+def test_official_checkpoint_lands_in_our_release_model(tmp_path,
+                                                        release_model,
+                                                        fake_yacs, monkeypatch,
+                                                        from_official_main):
     state = official_state(release_model)
     # hand-written correspondences, with fresh distinctive tensors
     marks = {}
@@ -433,8 +449,8 @@ def test_official_checkpoint_lands_in_our_release_model(
         from_official_main([str(ckpt), str(out)])
 
 
-def test_unknown_objects_need_trust(tmp_path, release_model, fake_yacs,
-                                    capsys):
+def test_unknown_objects_need_trust(tmp_path, release_model, fake_yacs, capsys,
+                                    from_official_main):
     state = {f'module.{k}': v for k, v in official_state(
         release_model).items()}
     ckpt = tmp_path / 'odd.pyth'
@@ -456,7 +472,7 @@ def test_unknown_objects_need_trust(tmp_path, release_model, fake_yacs,
 
 
 def test_trust_without_the_config_package(tmp_path, release_model, fake_yacs,
-                                          monkeypatch):
+                                          monkeypatch, from_official_main):
     ckpt = tmp_path / 'c.pyth'
     write_official(ckpt, official_state(release_model), fake_yacs.CfgNode())
     monkeypatch.delitem(sys.modules, fake_yacs.__name__)

@@ -215,9 +215,9 @@ def _run(num_videos, duration, width, height, fps, sample_rate, rounds,
          work_dir, seed, verbose) -> dict:
     from mmengine.dataset import Compose
 
-    from .av_video_dataset import AVVideoDataset
-    from .av_webdataset import AVWebDataset
-    from .shards import build_shards
+    from avtoolkit.datasets import AVVideoDataset
+    from avtoolkit.datasets import AVWebDataset
+    from avtoolkit.data_prep.shards import build_shards
     tmp = None
     if work_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix='avtk_bench_')

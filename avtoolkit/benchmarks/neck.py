@@ -96,7 +96,7 @@ def benchmark_neck_variants(variants: Optional[Sequence[str]] = None,
         ``min_speedup_vs_none`` (of the fastest passes) and
         ``*_ratio_to_none``.
     """
-    from .shared_lowrank_transformer import SharedLowRankTransformer
+    from avtoolkit.models.necks import SharedLowRankTransformer
 
     names = list(variants) if variants is not None else list(VARIANTS)
     unknown = [n for n in names if n not in VARIANTS]

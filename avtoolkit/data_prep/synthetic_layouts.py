@@ -54,7 +54,7 @@ a CPU without downloading anything:
 
 The video layouts hard-link (or, where links fail, copy) the files of a
 complete synthetic dataset generated in ``OUT/source`` by
-:func:`~avtoolkit.datasets.synthetic.generate_synthetic_av` (labels, events and
+:func:`~avtoolkit.data_prep.synthetic_av.generate_synthetic_av` (labels, events and
 content are the generator's).  Everything is determined by the parameters:
 the same call writes the same files.  Like the generator, this function never
 writes into a non-empty folder it did not create (``overwrite`` to allow it;
@@ -64,12 +64,6 @@ files when the parameters change.  ``OUT/.synthetic_downstream.json`` marks
 ownership and lists every file the layout writes; ``OUT/summary.json``
 records parameters, splits and files once the layout is complete.
 
-Part 2: :func:`holdout_split` (registered as the dataset type
-``HoldOutSplit``) carves a deterministic, class-stratified validation part out
-of a training list, so that model selection never looks at the test split.
-
-Part 3: :func:`prepare_synthetic_downstream` generates the layout a config
-asks for in ``synthetic_downstream = dict(out_dir=..., layout=..., ...)``.
 """
 import csv
 import io
@@ -82,17 +76,17 @@ import string
 import sys
 import time
 import wave
-from typing import Dict, Hashable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import torch
 
-from avtoolkit.registry import DATASETS
-from avtoolkit.utils.dist import make_on_local_leader
-from . import synthetic
-from .synthetic import _read_json, _write_text_atomic
+from avtoolkit.utils.checks import check_int
+from .synthetic_av import _read_json, _write_text_atomic, generate_synthetic_av
+from .synthetic_render import render_audio
+from .synthetic_spec import (MAX_CLASSES, SyntheticAVConfig, class_specs,
+                             sample_video_plan)
 
-GENERATOR_NAME = 'avtoolkit.datasets.synthetic_downstream'
+GENERATOR_NAME = 'avtoolkit.data_prep.synthetic_layouts'
 FORMAT_VERSION = 2
 MARKER_FILE = '.synthetic_downstream.json'
 SUMMARY_FILE = 'summary.json'
@@ -108,16 +102,6 @@ _STREAM = {'ucf101': 11, 'kinetics_sounds': 12, 'charades': 13, 'esc50': 14}
 
 
 # ==================================================================== params
-def _check_int(name: str, value, low: int, high: Optional[int] = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f'{name} must be an integer, got '
-                        f'{type(value).__name__} {value!r}')
-    if value < low or (high is not None and value > high):
-        bound = f'>= {low}' if high is None else f'in [{low}, {high}]'
-        raise ValueError(f'{name} must be {bound}, got {value}')
-    return int(value)
-
-
 def downstream_params(layout: str,
                       num_videos: int = 60,
                       seconds: int = 4,
@@ -134,17 +118,17 @@ def downstream_params(layout: str,
         raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
     params = dict(
         layout=layout,
-        num_videos=_check_int('num_videos', num_videos, 1),
-        seconds=_check_int('seconds', seconds, 1, 3600),
-        num_classes=_check_int('num_classes', num_classes, 2,
-                               synthetic.MAX_CLASSES),
-        seed=_check_int('seed', seed, 0, 2**63 - 1),
-        height=_check_int('height', height, 32, 4096),
-        width=_check_int('width', width, 32, 4096),
-        fps=_check_int('fps', fps, 4, 120),
-        sample_rate=_check_int('sample_rate', sample_rate, 1),
+        num_videos=check_int('num_videos', num_videos, 1),
+        seconds=check_int('seconds', seconds, 1, 3600),
+        num_classes=check_int('num_classes', num_classes, 2,
+                               MAX_CLASSES),
+        seed=check_int('seed', seed, 0, 2**63 - 1),
+        height=check_int('height', height, 32, 4096),
+        width=check_int('width', width, 32, 4096),
+        fps=check_int('fps', fps, 4, 120),
+        sample_rate=check_int('sample_rate', sample_rate, 1),
         test_fraction=test_fraction,
-        num_groups=_check_int('num_groups', num_groups, 4, 100),
+        num_groups=check_int('num_groups', num_groups, 4, 100),
     )
     if isinstance(test_fraction, bool) or not isinstance(
             test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
@@ -152,7 +136,7 @@ def downstream_params(layout: str,
                          f'{test_fraction!r}')
     params['test_fraction'] = float(test_fraction)
     # The generator's own checks (even frame size, AAC sample rates, ...).
-    synthetic.SyntheticAVConfig(
+    SyntheticAVConfig(
         num_videos=params['num_videos'], seconds=params['seconds'],
         num_classes=params['num_classes'], seed=params['seed'],
         height=params['height'], width=params['width'], fps=params['fps'],
@@ -200,7 +184,7 @@ def _unique(names: List[str], what: str) -> List[str]:
 def class_names(layout: str, num_classes: int) -> List[str]:
     """Class names of a layout, in label order, from the class recipes of
     the synthetic generator."""
-    specs = synthetic.class_specs(num_classes)
+    specs = class_specs(num_classes)
     if layout == 'ucf101':
         names = [''.join(w.capitalize() for w in
                          f'{s.colour} {s.shape} {s.motion}'.split())
@@ -304,7 +288,7 @@ def _progress(total: int, verbose: bool):
 def _source_videos(out_dir: str, params: dict, workers: int, overwrite: bool,
                    verbose: bool) -> List[dict]:
     """The summary entries of the source videos, generated if needed."""
-    summary = synthetic.generate_synthetic_av(
+    summary = generate_synthetic_av(
         osp.join(out_dir, SOURCE_DIR),
         num_videos=params['num_videos'], seconds=params['seconds'],
         num_classes=params['num_classes'], seed=params['seed'],
@@ -371,7 +355,7 @@ def charades_actions(video: dict, num_classes: int) -> List[tuple]:
     """``(class, start, end)`` actions of one source video (see the module
     docstring); ``video`` is an entry of the synthetic generator's
     summary."""
-    spec = synthetic.class_specs(num_classes)[video['label']]
+    spec = class_specs(num_classes)[video['label']]
     events = video['events']
     if not events:
         raise ValueError(f'video {video.get("name")} has no events')
@@ -555,7 +539,7 @@ def generate_synthetic_downstream(out_dir: str,
             has two more (the event classes).
         seed: master seed; the same parameters give the same files.
         height, width, fps, sample_rate: media format (see
-            :class:`~avtoolkit.datasets.synthetic.SyntheticAVConfig`).
+            :class:`~avtoolkit.data_prep.synthetic_av.SyntheticAVConfig`).
         test_fraction: share of every class in the test split (Kinetics
             ``validate.csv``, Charades test CSV).
         num_groups: UCF101 groups per class (>= 4).
@@ -632,16 +616,16 @@ def generate_synthetic_downstream(out_dir: str,
         if bar is not None:
             bar.update()
     if plan['wavs']:
-        config = synthetic.SyntheticAVConfig(
+        config = SyntheticAVConfig(
             num_videos=params['num_videos'], seconds=params['seconds'],
             num_classes=params['num_classes'], seed=params['seed'],
             height=32, width=32, fps=params['fps'],
             sample_rate=params['sample_rate'], val_fraction=0.0)
         for item in plan['wavs']:
-            plan_i = synthetic.sample_video_plan(config, item['index'],
+            plan_i = sample_video_plan(config, item['index'],
                                                  item['label'])
             _write_wav(osp.join(out_dir, item['path']),
-                       synthetic.render_audio(plan_i, config),
+                       render_audio(plan_i, config),
                        params['sample_rate'])
             if bar is not None:
                 bar.update()
@@ -668,135 +652,3 @@ def generate_synthetic_downstream(out_dir: str,
     if verbose:
         print(format_summary(summary))
     return summary
-
-
-def prepare_synthetic_downstream(cfg, poll_seconds: float = 2.0,
-                                 timeout: float = 3600.0) -> None:
-    """Generate the layout a config asks for, if it is absent.
-
-    A config with ``synthetic_downstream = dict(out_dir=..., layout=...,
-    ...)`` (arguments of :func:`generate_synthetic_downstream`) gets its data
-    before the Runner builds any dataset.  A complete layout with the same
-    parameters is only checked.  In a multi-process run the process with
-    ``LOCAL_RANK`` 0 generates and the others wait for ``summary.json``.
-    """
-    spec = cfg.get('synthetic_downstream')
-    if not spec:
-        return
-    spec = dict(spec)
-    if 'out_dir' not in spec or 'layout' not in spec:
-        raise ValueError('synthetic_downstream needs "out_dir" and "layout"')
-    out_dir = spec.pop('out_dir')
-    make_on_local_leader(
-        lambda: generate_synthetic_downstream(out_dir, **spec),
-        osp.join(out_dir, SUMMARY_FILE),
-        f'synthetic {spec["layout"]} layout at {out_dir}', poll_seconds,
-        timeout)
-
-
-# ==================================================== held-out validation
-def _stratum(label) -> Hashable:
-    """Single-label entries are stratified by their class; others (no
-    label, multi-label) fall into one stratum."""
-    if isinstance(label, (torch.Tensor, np.ndarray)):
-        label = label.reshape(-1).tolist()
-    if isinstance(label, (list, tuple)):
-        return label[0] if len(label) == 1 else None
-    if isinstance(label, float) and label.is_integer():
-        return int(label)
-    return label if isinstance(label, int) else None
-
-
-def holdout_indices(labels: Sequence, val_fraction: float, seed: int = 0,
-                    stratify: bool = True) -> Tuple[List[int], List[int]]:
-    """Deterministic ``(train, val)`` index lists of a training list.
-
-    ``round(val_fraction * n)`` members of every stratum (class, with
-    ``stratify``; the whole list otherwise) go to ``val``, at least one and
-    never all of a stratum of two or more.  The choice depends only on
-    ``labels``, ``val_fraction`` and ``seed``; the two lists are disjoint and
-    cover every index.
-    """
-    if isinstance(val_fraction, bool) or not isinstance(
-            val_fraction, (int, float)) or not 0.0 < val_fraction < 1.0:
-        raise ValueError('val_fraction must be a number in (0, 1), got '
-                         f'{val_fraction!r}')
-    _check_int('seed', seed, 0, 2**63 - 1)
-    keys = [_stratum(label) if stratify else None for label in labels]
-    rng = np.random.default_rng(np.random.SeedSequence(seed))
-    order = {}
-    for i, key in enumerate(keys):
-        order.setdefault(key, []).append(i)
-    val = []
-    for key in sorted(order, key=lambda k: (k is None, str(k))):
-        members = np.asarray(order[key])
-        n = len(members)
-        k = min(max(1, int(round(val_fraction * n))), n - 1) if n > 1 else 0
-        val.extend(int(i) for i in rng.permutation(members)[:k])
-    if not val:
-        raise ValueError(f'val_fraction={val_fraction} of {len(keys)} '
-                         'entries leaves the validation part empty')
-    val_set = set(val)
-    return [i for i in range(len(keys)) if i not in val_set], sorted(val)
-
-
-@DATASETS.register_module(name='HoldOutSplit')
-def holdout_split(dataset: Union[dict, object],
-                  part: str,
-                  val_fraction: float = 0.1,
-                  seed: int = 0,
-                  stratify: bool = True,
-                  train_per_class: Optional[int] = None):
-    """The ``'train'`` or ``'val'`` part of a training dataset.
-
-    Builds ``dataset`` (a config or a built mmengine dataset), chooses the
-    validation entries with :func:`holdout_indices` (class-stratified for
-    single-label data) and returns the dataset reduced in place to the
-    requested part (``BaseDataset.get_subset_``), with ``holdout`` attribute
-    ``dict(part, val_fraction, seed, num_train, num_val, train_per_class)``.
-    Use the same ``dataset``, ``val_fraction`` and ``seed`` for both parts:
-    they are then disjoint and together the whole list.
-
-    ``train_per_class`` (single-label data, ``part='train'``): keep only
-    this many training videos of every class (chosen with ``seed``; a class
-    with fewer keeps all it has), for fine-tuning with few labels.  The
-    validation part is the same with or without it.
-    """
-    if part not in ('train', 'val'):
-        raise ValueError(f"part must be 'train' or 'val', got {part!r}")
-    if train_per_class is not None:
-        _check_int('train_per_class', train_per_class, 1)
-        if part != 'train' or not stratify:
-            raise ValueError('train_per_class needs part="train" and '
-                             'stratify=True (single-label data)')
-    ds = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
-    if not hasattr(ds, 'get_subset_'):
-        raise TypeError('HoldOutSplit needs an mmengine BaseDataset, got '
-                        f'{type(ds).__name__}')
-    ds.full_init()
-    labels = [ds.get_data_info(i).get('label') for i in range(len(ds))]
-    train, val = holdout_indices(labels, val_fraction, seed, stratify)
-    if train_per_class is not None:
-        train = per_class_subset([labels[i] for i in train], train,
-                                 train_per_class, seed)
-    ds.get_subset_(train if part == 'train' else val)
-    ds.holdout = dict(part=part, val_fraction=float(val_fraction),
-                      seed=int(seed), num_train=len(train), num_val=len(val),
-                      train_per_class=train_per_class)
-    return ds
-
-
-def per_class_subset(labels: Sequence, indices: Sequence[int], count: int,
-                     seed: int = 0) -> List[int]:
-    """``count`` members of ``indices`` per class (``labels[k]`` is the
-    class of ``indices[k]``), chosen with ``seed``, in their original
-    order; classes with fewer members keep them all."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
-    groups = {}
-    for index, label in zip(indices, labels):
-        groups.setdefault(_stratum(label), []).append(int(index))
-    keep = set()
-    for key in sorted(groups, key=str):
-        members = np.asarray(groups[key])
-        keep.update(int(i) for i in rng.permutation(members)[:count])
-    return [int(i) for i in indices if int(i) in keep]

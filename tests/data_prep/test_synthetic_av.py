@@ -12,11 +12,13 @@ import decord
 import numpy as np
 import pytest
 
-from avtoolkit.datasets.synthetic import (BROKEN_KINDS, SyntheticAVConfig,
-                                          class_specs, generate_synthetic_av,
-                                          render_audio, render_frames,
-                                          sample_video_plan,
-                                          write_broken_inputs)
+from avtoolkit.data_prep.synthetic_av import (BROKEN_KINDS,
+                                              generate_synthetic_av,
+                                              write_broken_inputs)
+from avtoolkit.data_prep.synthetic_render import render_audio, render_frames
+from avtoolkit.data_prep.synthetic_spec import (SyntheticAVConfig,
+                                                class_specs,
+                                                sample_video_plan)
 
 SR = 16000
 # AAC works in frames of 1024 samples: the decoded track is rounded up to a
@@ -47,7 +49,7 @@ def _foreground(frames, params):
     """Frames minus their scene's static background, estimated as the
     per-pixel temporal median over the scene (the object is on screen less
     than half of every second)."""
-    from avtoolkit.datasets.synthetic import scene_bounds
+    from avtoolkit.data_prep.synthetic_spec import scene_bounds
     fps = params['fps']
     out = np.empty_like(frames)
     for start, end in scene_bounds(params['seconds'],
@@ -504,7 +506,7 @@ def test_events_follow_the_class_motif():
     """Per-second pitch steps cycle through the class motif from a random
     phase, so a masked second is predictable from its neighbours and the
     class; the six cyclic orders are distinct."""
-    from avtoolkit.datasets.synthetic import class_motif
+    from avtoolkit.data_prep.synthetic_spec import class_motif
     cycles = {class_motif(c) for c in range(6)}
     assert len(cycles) == 6
     config = SyntheticAVConfig(num_videos=4, seconds=9, num_classes=10)

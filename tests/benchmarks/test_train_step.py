@@ -12,7 +12,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from avtoolkit.analysis.train_benchmark import (COMPONENTS,
+from avtoolkit.benchmarks.train_step import (COMPONENTS,
                                                 input_shapes_from_config,
                                                 peak_tflops_for,
                                                 project_recipe,

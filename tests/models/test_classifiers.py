@@ -8,11 +8,9 @@ import torch
 from mmaction.structures import ActionDataSample
 from mmengine.config import Config
 
-from avtoolkit.models.algorithms.downstream import (AVClassifier,
-                                                    VisualClassifier,
-                                                    apply_pretrained_option,
-                                                    read_state_dict)
-from avtoolkit.models.heads.cls_heads import MLPClsHead
+from avtoolkit.checkpoint import read_state_dict
+from avtoolkit.models.classifiers import AVClassifier, VisualClassifier
+from avtoolkit.models.heads.cls_head import MLPClsHead
 from avtoolkit.registry import MODELS
 
 B, T, V, K = 2, 3, 3, 5
@@ -343,18 +341,6 @@ def test_mmengine_pretrained_init_cfg(tiny_cfg, pretrain_ckpt):
     own, ref = model.state_dict(), source.state_dict()
     encoder = [k for k in own if k.startswith(model.encoder_prefixes)]
     assert encoder and all(torch.equal(own[k], ref[k]) for k in encoder)
-
-
-def test_apply_pretrained_option():
-    cfg = Config(dict(pretrained='a.pth', model=dict(pretrained=None)))
-    apply_pretrained_option(cfg)
-    assert cfg.model.pretrained == 'a.pth'
-    cfg = Config(dict(pretrained=None, model=dict(pretrained='b.pth')))
-    apply_pretrained_option(cfg)
-    assert cfg.model.pretrained == 'b.pth'
-    cfg = Config(dict(pretrained='a.pth', model=dict(pretrained='b.pth')))
-    with pytest.raises(ValueError, match='disagree'):
-        apply_pretrained_option(cfg)
 
 
 # ------------------------------------------------------ VisualClassifier

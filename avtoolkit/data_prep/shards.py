@@ -55,10 +55,10 @@ import av
 import numpy as np
 from webdataset import TarWriter
 
-from .av_video_dataset import read_video_list
-from .av_webdataset import INDEX_FILE, MEDIA_EXTENSIONS
-from .bad_input import BadInputError
-from .transforms.av_decoding import MediaReader
+from avtoolkit.datasets.av_video_dataset import read_video_list
+from avtoolkit.datasets.av_webdataset import INDEX_FILE, MEDIA_EXTENSIONS
+from avtoolkit.datasets.bad_input import BadInputError
+from avtoolkit.datasets.io import MediaReader
 
 FORMAT_VERSION = 1
 BUILD_FILE = 'build.json'

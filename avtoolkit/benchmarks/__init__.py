@@ -1,0 +1,3 @@
+"""Speed and memory measurements (``tools/analysis/benchmark_*.py``): a
+training step of a config, the Transformers, the negative samplers and the
+data path.  Nothing here is imported by training or evaluation."""
