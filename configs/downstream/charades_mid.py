@@ -19,8 +19,7 @@ _base_ = [
 ]
 
 pretrained = None
-model = dict(num_classes={{_base_.num_classes}},
-             data_preprocessor={{_base_.av_data_preprocessor}},
+model = dict(num_classes=_base_.num_classes,
              modality='multimodal',
              multi_label=True,
              view_reduce='max',

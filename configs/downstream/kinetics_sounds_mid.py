@@ -21,8 +21,7 @@ _base_ = [
 # The pretraining checkpoint (visual_backbone.*, audio_backbone.*, neck.* are
 # loaded, the pretraining heads dropped); None trains from random weights.
 pretrained = None
-model = dict(num_classes={{_base_.num_classes}},
-             data_preprocessor={{_base_.av_data_preprocessor}},
+model = dict(num_classes=_base_.num_classes,
              modality='multimodal',
              view_reduce='mean',
              pretrained=pretrained)

@@ -24,7 +24,6 @@ _base_ = [
 # The pretraining checkpoint (visual_backbone.cnn.* is loaded); None trains
 # from random weights.  Set with --cfg-options model.pretrained=PATH.
 pretrained = None
-model = dict(num_classes={{_base_.num_classes}},
-             data_preprocessor={{_base_.av_data_preprocessor}},
+model = dict(num_classes=_base_.num_classes,
              pretrained=pretrained)
 train_dataloader = dict(batch_size=8)

@@ -4,8 +4,8 @@ _base_ = ['./ucf101_visual_ft.py']
 
 split = 2
 train_dataloader = dict(dataset=dict(dataset=dict(
-    ann_file={{_base_.ucf101_lists.split2.train}})))
+    ann_file=_base_.ucf101_lists.split2.train)))
 val_dataloader = dict(dataset=dict(dataset=dict(
-    ann_file={{_base_.ucf101_lists.split2.train}})))
+    ann_file=_base_.ucf101_lists.split2.train)))
 test_dataloader = dict(dataset=dict(
-    ann_file={{_base_.ucf101_lists.split2.test}}))
+    ann_file=_base_.ucf101_lists.split2.test))

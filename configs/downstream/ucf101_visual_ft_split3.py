@@ -4,8 +4,8 @@ _base_ = ['./ucf101_visual_ft.py']
 
 split = 3
 train_dataloader = dict(dataset=dict(dataset=dict(
-    ann_file={{_base_.ucf101_lists.split3.train}})))
+    ann_file=_base_.ucf101_lists.split3.train)))
 val_dataloader = dict(dataset=dict(dataset=dict(
-    ann_file={{_base_.ucf101_lists.split3.train}})))
+    ann_file=_base_.ucf101_lists.split3.train)))
 test_dataloader = dict(dataset=dict(
-    ann_file={{_base_.ucf101_lists.split3.test}}))
+    ann_file=_base_.ucf101_lists.split3.test))

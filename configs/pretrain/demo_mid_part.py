@@ -10,8 +10,6 @@ _base_ = [
     '../_base_/datasets/demo_synthetic.py',
 ]
 
-model = dict(data_preprocessor={{_base_.av_data_preprocessor}})
-
 max_iters = 300
 train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters + 1)
@@ -38,8 +36,8 @@ custom_hooks = [
     dict(type='ThroughputHook'),
     dict(type='BadInputLoggerHook', interval=50),
     dict(type='ProbeHook',
-         train_dataloader={{_base_.probe_train_dataloader}},
-         val_dataloader={{_base_.probe_val_dataloader}},
+         train_dataloader=_base_.probe_train_dataloader,
+         val_dataloader=_base_.probe_val_dataloader,
          features=('z_summary', 'z_mean', 'x_mean'),
          main_feature='z_mean'),
 ]

@@ -18,8 +18,7 @@ _base_ = [
 ]
 
 pretrained = None
-model = dict(num_classes={{_base_.num_classes}},
-             data_preprocessor={{_base_.av_data_preprocessor}},
+model = dict(num_classes=_base_.num_classes,
              modality='multimodal',
              # the mean of the multimodal outputs, not the paper's BOS
              # summary: the demo pretraining trains the BOS outputs only

@@ -15,8 +15,7 @@ _base_ = [
 ]
 
 pretrained = None
-model = dict(num_classes={{_base_.num_classes}},
-             data_preprocessor={{_base_.av_data_preprocessor}},
+model = dict(num_classes=_base_.num_classes,
              pretrained=pretrained)
 # The paper's schedule shortened to 200 iterations of batch 8, with a
 # learning rate 20x below the paper's 0.02 (for the small batch; not tuned).
