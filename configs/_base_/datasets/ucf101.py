@@ -22,13 +22,10 @@ _base_ = ['./av_clip_format.py', './downstream_splits.py']
 data_root = 'data/ucf101/'
 ann_dir = data_root + 'ucfTrainTestlist/'
 video_prefix = data_root + 'videos'
-ucf101_lists = dict(
-    split1=dict(train=ann_dir + 'trainlist01.txt',
-                test=ann_dir + 'testlist01.txt'),
-    split2=dict(train=ann_dir + 'trainlist02.txt',
-                test=ann_dir + 'testlist02.txt'),
-    split3=dict(train=ann_dir + 'trainlist03.txt',
-                test=ann_dir + 'testlist03.txt'))
+ucf101_lists = {
+    f'split{k}': dict(train=f'{ann_dir}trainlist0{k}.txt',
+                      test=f'{ann_dir}testlist0{k}.txt')
+    for k in (1, 2, 3)}
 num_classes = 101
 
 fps = 25
