@@ -34,10 +34,12 @@ test_pipeline = dict(_base_.av_test_pipeline, clips=val_pipeline['clips'])
 dataset_type = 'CharadesDataset'
 dataset = dict(type=dataset_type, num_classes=num_classes,
                data_prefix=dict(video=video_prefix))
-train_dataloader = dict(batch_size=1, dataset=dict(stratify=False, dataset=dict(
-    dataset, ann_file=ann_file_train, pipeline=train_pipeline)))
-val_dataloader = dict(batch_size=2, dataset=dict(stratify=False, dataset=dict(
-    dataset, ann_file=ann_file_train, pipeline=val_pipeline)))
+train_dataloader = dict(batch_size=1, dataset=dict(
+    stratify=False,
+    dataset=dict(dataset, ann_file=ann_file_train, pipeline=train_pipeline)))
+val_dataloader = dict(batch_size=2, dataset=dict(
+    stratify=False,
+    dataset=dict(dataset, ann_file=ann_file_train, pipeline=val_pipeline)))
 test_dataloader = dict(batch_size=1, dataset=dict(
     dataset, ann_file=ann_file_test, pipeline=test_pipeline))
 
