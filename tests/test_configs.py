@@ -6,6 +6,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
+from avtoolkit.datasets.transforms import flatten_pipeline
 from avtoolkit.registry import DATASETS, LOOPS, MODELS, TRANSFORMS
 from avtoolkit.utils import register_all_modules
 
@@ -37,11 +38,12 @@ def test_pretraining_config_types_are_registered(config):
     assert LOOPS.get(cfg.train_cfg.type) is not None
     dataset = cfg.train_dataloader.dataset
     assert DATASETS.get(dataset.type) is not None
-    for step in dataset.pipeline:
+    pipeline = flatten_pipeline(dataset.pipeline)
+    for step in pipeline:
         assert TRANSFORMS.get(step['type']) is not None, step['type']
     assert MODELS.get(cfg.model.type) is not None
     # the sequence length of the data fits the Transformers
-    clips = next(s for s in dataset.pipeline
+    clips = next(s for s in pipeline
                  if s['type'] == 'AVSampleClips')['num_clips']
     assert clips <= cfg.model.neck.max_seq_len
 
@@ -49,10 +51,11 @@ def test_pretraining_config_types_are_registered(config):
 def test_audioset_recipe(repo_root=REPO):
     cfg = Config.fromfile(osp.join(REPO, 'configs/pretrain/audioset_mid_part.py'))
     k700 = Config.fromfile(osp.join(REPO, 'configs/pretrain/k700_mid_part.py'))
-    pipe = cfg.train_dataloader.dataset.pipeline
+    pipe = flatten_pipeline(cfg.train_dataloader.dataset.pipeline)
+    assert pipe[1]['type'] == 'AVSampleClips'
     assert pipe[1]['num_clips'] == 10
     # only the clip sampling differs from Kinetics-700
-    other = k700.train_dataloader.dataset.pipeline
+    other = flatten_pipeline(k700.train_dataloader.dataset.pipeline)
     assert [s for i, s in enumerate(pipe) if i != 1] == \
         [s for i, s in enumerate(other) if i != 1]
     assert cfg.train_dataloader.batch_size == 5

@@ -18,11 +18,10 @@ _base_ = [
     '../_base_/schedules/downstream_charades_40k.py',
 ]
 
+# The pretraining checkpoint (visual_backbone.*, audio_backbone.*, neck.* are
+# loaded, the pretraining heads dropped); None trains from random weights.
 pretrained = None
-model = dict(num_classes={{_base_.num_classes}},
-             data_preprocessor={{_base_.av_data_preprocessor}},
-             modality='multimodal',
-             multi_label=True,
-             view_reduce='max',
-             pretrained=pretrained)
+# Multi-label: per-class binary cross-entropy; views max-pooled.
+model = dict(num_classes=_base_.num_classes, multi_label=True,
+             view_reduce='max')
 train_dataloader = dict(batch_size=1)

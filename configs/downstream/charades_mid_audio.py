@@ -2,13 +2,9 @@
 # audio Transformer; the video stream is neither decoded nor modelled (one
 # view per video at test time).  Pooled feature: the summary (BOS) output of
 # the audio Transformer.
-_base_ = ['./charades_mid.py']
+_base_ = ['./charades_mid.py', '../_base_/single_modality.py']
 
 model = dict(modality='audio')
-pipeline_setting = dict(modalities=('audio', ))
-train_dataloader = dict(dataset=dict(dataset=dict(pipeline=pipeline_setting)))
-val_dataloader = dict(dataset=dict(dataset=dict(pipeline=pipeline_setting)))
-test_dataloader = dict(dataset=dict(pipeline=pipeline_setting))
-# Parts of the neck get no gradient in this setting (the other modality's
-# embeddings, the multimodal embeddings): let DDP skip them.
-find_unused_parameters = True
+train_dataloader = dict(dataset=dict(dataset=dict(pipeline=_base_.audio_only)))
+val_dataloader = dict(dataset=dict(dataset=dict(pipeline=_base_.audio_only)))
+test_dataloader = dict(dataset=dict(pipeline=_base_.audio_only))

@@ -11,7 +11,7 @@
 # Only model.audio_backbone is built; its weights are read from the
 # "audio_backbone." entries of the pretraining checkpoint.
 _base_ = [
-    '../_base_/models/avbert_mid_part.py',
+    '../_base_/models/avbert_mid_part_arch.py',
     '../_base_/datasets/esc50.py',
 ]
 default_scope = 'avtoolkit'
@@ -22,12 +22,12 @@ model = dict(audio_backbone=dict(clip_chunk_size=20))
 protocol = dict(
     type='FrozenFeatureSVMProtocol',
     name='ESC-50',
-    dataset={{_base_.esc50_dataset}},
-    folds={{_base_.folds}},
+    dataset=_base_.esc50_dataset,
+    folds=_base_.folds,
     backbone='audio_backbone',
     modality='audio',
     feature='cnn',
-    num_classes={{_base_.num_classes}},
+    num_classes=_base_.num_classes,
     # The one-vs-all squared-hinge SVM is solved to convergence (L-BFGS);
     # C is chosen per test fold on one held-out training fold.
     C_grid=(0.001, 0.01, 0.1, 1.0),

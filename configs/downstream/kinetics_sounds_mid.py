@@ -21,9 +21,5 @@ _base_ = [
 # The pretraining checkpoint (visual_backbone.*, audio_backbone.*, neck.* are
 # loaded, the pretraining heads dropped); None trains from random weights.
 pretrained = None
-model = dict(num_classes={{_base_.num_classes}},
-             data_preprocessor={{_base_.av_data_preprocessor}},
-             modality='multimodal',
-             view_reduce='mean',
-             pretrained=pretrained)
+model = dict(num_classes=_base_.num_classes)
 train_dataloader = dict(batch_size=4)

@@ -3,9 +3,7 @@
 _base_ = ['./ucf101_visual_ft.py']
 
 split = 3
-train_dataloader = dict(dataset=dict(dataset=dict(
-    ann_file={{_base_.ucf101_lists.split3.train}})))
-val_dataloader = dict(dataset=dict(dataset=dict(
-    ann_file={{_base_.ucf101_lists.split3.train}})))
-test_dataloader = dict(dataset=dict(
-    ann_file={{_base_.ucf101_lists.split3.test}}))
+split_lists = _base_.ucf101_lists[f'split{split}']
+train_dataloader = dict(dataset=dict(dataset=dict(ann_file=split_lists.train)))
+val_dataloader = dict(dataset=dict(dataset=dict(ann_file=split_lists.train)))
+test_dataloader = dict(dataset=dict(ann_file=split_lists.test))

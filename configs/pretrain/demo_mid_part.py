@@ -8,9 +8,8 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/avbert_tiny.py',
     '../_base_/datasets/demo_synthetic.py',
+    '../_base_/schedules/adamw_warmup_linear.py',
 ]
-
-model = dict(data_preprocessor={{_base_.av_data_preprocessor}})
 
 max_iters = 300
 train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=max_iters,
@@ -19,27 +18,21 @@ val_cfg = None
 val_dataloader = None
 val_evaluator = None
 
+# The optimiser of the paper's recipes at a higher rate, with gradient
+# clipping and without its norm/bias and accumulation settings.
 optim_wrapper = dict(
+    _delete_=True,
     type='OptimWrapper',
     constructor='GroupedOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.98),
                    weight_decay=1e-4, amsgrad=True),
-    paramwise_cfg=dict(groups=[
-        dict(name='orthogonal', keys=[r'sigma_generator'], lr_mult=0.1)
-    ]),
+    paramwise_cfg=dict(groups=[_base_.orthogonal_group]),
     clip_grad=dict(max_norm=5.0))
-param_scheduler = [
-    dict(type='WarmupLinearDecayLR', warmup_ratio=0.06, total_iters=None)
-]
 
-custom_hooks = [
-    dict(type='NonFiniteLossHook'),
-    dict(type='ParamGroupLrHook'),
-    dict(type='ThroughputHook'),
-    dict(type='BadInputLoggerHook', interval=50),
+custom_hooks = _base_.custom_hooks + [
     dict(type='ProbeHook',
-         train_dataloader={{_base_.probe_train_dataloader}},
-         val_dataloader={{_base_.probe_val_dataloader}},
+         train_dataloader=_base_.probe_train_dataloader,
+         val_dataloader=_base_.probe_val_dataloader,
          features=('z_summary', 'z_mean', 'x_mean'),
          main_feature='z_mean'),
 ]

@@ -13,7 +13,6 @@ _base_ = [
     '../_base_/schedules/avbert_pretrain_220k.py',
 ]
 
-model = dict(data_preprocessor={{_base_.av_data_preprocessor}})
 train_dataloader = dict(batch_size=4)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=5_000, by_epoch=False,

@@ -4,11 +4,9 @@
 # generator: 100 videos of 8 s at 160x128 pixels, 10 object classes (those of
 # the pretraining demo) plus two time-stamped event classes ("loud event",
 # "high-pitched event") = 12 classes, 30% of every class in the test CSV.
-#
-# Sequences as in the pretraining demo: T = 8 one-second clips of 8 frames
-# spread over the video, a 40-pixel short side, 32x32 training crops, 3 crops
-# of 40x40 at test, 64-bin log-mel spectrograms of 101 frames.
-_base_ = ['./charades.py']
+# Sequences in the demo clip format (demo_clip_format.py), spread over the
+# video as in charades.py.
+_base_ = ['./charades.py', './demo_clip_format.py']
 
 data_root = 'data/demo_downstream/charades/'
 video_prefix = data_root + 'Charades_v1_480'
@@ -20,55 +18,14 @@ synthetic_downstream = dict(
     num_classes=10, seed=0, height=128, width=160, fps=16,
     test_fraction=0.3, workers=2)
 
-# The clip format of the pretraining demo.  These dicts are merged into the
-# base's (its pipelines keep their type, modalities and clip modes); the
-# step lists replace the base's.
-num_clips = 8
-frames_per_clip = 8
-short_side = 40
-train_crop_size = 32
-test_crop_size = 40
-sample_rate = 16000
-train_clips = dict(num_clips=num_clips, frames_per_clip=frames_per_clip)
-test_clips = dict(num_clips=num_clips, frames_per_clip=frames_per_clip)
-decode = dict(short_side=short_side, sample_rate=sample_rate)
-video_train_steps = [
-    dict(type='RandomCrop', size=train_crop_size),
-    dict(type='Flip', flip_ratio=0.5),
-    dict(type='FormatShape', input_format='NCTHW'),
-]
-video_val_steps = [
-    dict(type='CenterCrop', crop_size=test_crop_size),
-    dict(type='FormatShape', input_format='NCTHW'),
-]
-video_test_steps = [
-    dict(type='ThreeCrop', crop_size=test_crop_size),
-    dict(type='FormatShape', input_format='NCTHW'),
-]
-audio_steps = [
-    dict(type='LogMelSpectrogram', sample_rate=sample_rate, n_mels=64,
-         n_fft=512, win_length=400, hop_length=160, num_frames=101),
-    dict(type='AudioNormalize', mean=-4.0, std=4.0),
-]
-train_pipeline = dict(clips=train_clips, decode=decode,
-                      video=video_train_steps, audio=audio_steps)
-val_pipeline = dict(clips=test_clips, decode=decode, video=video_val_steps,
-                    audio=audio_steps)
-test_pipeline = dict(clips=test_clips, decode=decode, video=video_test_steps,
-                     audio=audio_steps)
-
-train_dataloader = dict(
-    batch_size=8, num_workers=1,
-    dataset=dict(dataset=dict(
-        ann_file=ann_file_train, num_classes=num_classes,
-        data_prefix=dict(video=video_prefix), pipeline=train_pipeline)))
-val_dataloader = dict(
-    batch_size=8, num_workers=1,
-    dataset=dict(dataset=dict(
-        ann_file=ann_file_train, num_classes=num_classes,
-        data_prefix=dict(video=video_prefix), pipeline=val_pipeline)))
-test_dataloader = dict(
-    batch_size=4, num_workers=1,
-    dataset=dict(
-        ann_file=ann_file_test, num_classes=num_classes,
-        data_prefix=dict(video=video_prefix), pipeline=test_pipeline))
+# Merged into charades.py's pipelines and datasets.
+train_pipeline = _base_.demo_train_pipeline
+val_pipeline = _base_.demo_val_pipeline
+test_pipeline = _base_.demo_test_pipeline
+dataset = dict(num_classes=num_classes, data_prefix=dict(video=video_prefix))
+train_dataloader = dict(batch_size=8, num_workers=1, dataset=dict(dataset=dict(
+    dataset, ann_file=ann_file_train, pipeline=train_pipeline)))
+val_dataloader = dict(batch_size=8, num_workers=1, dataset=dict(dataset=dict(
+    dataset, ann_file=ann_file_train, pipeline=val_pipeline)))
+test_dataloader = dict(batch_size=4, num_workers=1, dataset=dict(
+    dataset, ann_file=ann_file_test, pipeline=test_pipeline))

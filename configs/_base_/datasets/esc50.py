@@ -13,36 +13,24 @@
 # gives exactly 440 frames).
 #
 # Per recording: inputs['audio'] float32 (10, 1, 128, 440).
+_base_ = ['./av_clip_format.py']
+
 data_root = 'data/ESC-50-master/'
 ann_file = 'meta/esc50.csv'
 audio_prefix = 'audio'
 num_classes = 50
 folds = (1, 2, 3, 4, 5)
 
-sample_rate = 16000
-n_mels = 128
-num_test_clips = 10
-clip_duration = 2.0
-mel_frames = 440
-hop_length = 73
-audio_samples = 32047
-# Log-mel statistics used in pretraining (av_pretrain_videos.py).
-audio_mean = -4.0
-audio_std = 4.0
-
-esc50_pipeline = [
-    dict(type='AVInit', modalities=('audio', ), num_threads=1),
-    dict(type='AVSampleClips', num_clips=num_test_clips,
-         clip_duration=clip_duration, frames_per_clip=0, mode='uniform',
-         short_policy='loop'),
-    dict(type='AVDecode', sample_rate=sample_rate,
-         audio_samples=audio_samples),
-    dict(type='LogMelSpectrogram', sample_rate=sample_rate, n_mels=n_mels,
-         n_fft=1024, win_length=400, hop_length=hop_length,
-         num_frames=mel_frames),
-    dict(type='AudioNormalize', mean=audio_mean, std=audio_std),
-    dict(type='PackAVInputs'),
-]
+# Ten 2-s clips spread evenly over the recording; the log-mel step of
+# av_clip_format.py over 2 s.
+esc50_pipeline = dict(
+    type='AVSequencePipeline', modalities=('audio', ),
+    clips=dict(type='AVSampleClips', num_clips=10, clip_duration=2.0,
+               frames_per_clip=0, mode='uniform', short_policy='loop'),
+    decode=dict(type='AVDecode', sample_rate=_base_.av_decode.sample_rate,
+                audio_samples=32047),
+    audio=[dict(_base_.av_audio_steps[0], num_frames=440),
+           _base_.av_audio_steps[1]])
 
 # Every recording of every fold; the protocol splits by the `fold` column.
 esc50_dataset = dict(

@@ -6,16 +6,8 @@
 # (re-encoded copies: 128-pixel short side, 16 fps H.264 with a key frame per
 # second, 16 kHz mono AAC).
 #
-# One sample: T=30 back-to-back one-second clips at a random position, with
-# synchronised audio-visual jitter; per clip F=32 evenly spaced frames (the
-# SlowFast fast pathway), a 112x112 random crop (the same for the whole
-# sample), horizontal flip, and a 128-bin log-mel spectrogram of 220 frames
-# (16 kHz, 25 ms window, hop 73 samples).  Videos shorter than 30 s are
-# skipped and counted (bad-input policy); set short_policy='loop' in
-# AVSampleClips to repeat them instead.
-#
-# The pipeline, its shapes and `av_data_preprocessor` are those of
-# av_pretrain_videos.py; only the dataset differs.
+# The samples are those of av_pretrain_videos.py (its pipeline); only the
+# dataset differs.
 
 _base_ = ['./av_pretrain_videos.py']
 
@@ -23,18 +15,15 @@ data_root = 'data/kinetics700/'
 train_shards = data_root + 'shards_train'  # a folder holding index.json
 
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=8,
     # Keeps the dataset copies in the workers alive, so that the shard order
     # changes from epoch to epoch (AVWebDataset counts epochs per process).
     persistent_workers=True,
     sampler=None,  # an iterable dataset: shards are split by rank and worker
-    collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
         _delete_=True,
         type='AVWebDataset',
         urls=train_shards,
-        pipeline={{_base_.train_pipeline}},
+        pipeline=_base_.train_pipeline,
         shuffle_buffer=1000,
         shard_shuffle=True,
         seed=0,

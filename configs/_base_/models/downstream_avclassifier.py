@@ -1,7 +1,8 @@
 # Fine-tuning model of the Kinetics-Sounds and Charades protocols (paper,
 # Sec. 3 and Table 2(c)): the whole AVBERT of avbert_mid_part.py (SlowFast-R50
 # and ResNet-50 CNNs, visual, audio and multimodal Transformers with part
-# sharing) with a 2-layer MLP and a classifier on a pooled feature.
+# sharing, input normalisation) with a 2-layer MLP and a classifier on a
+# pooled feature.
 #
 # modality: 'multimodal' (M, both CNNs and all three Transformers), 'visual'
 # (V, visual CNN + visual Transformer) or 'audio' (A).  Pooled feature: the
@@ -15,17 +16,12 @@
 _base_ = ['./avbert_mid_part.py']
 
 model = dict(
-    _delete_=True,
-    type='AVClassifier',
-    visual_backbone={{_base_.model.visual_backbone}},
-    audio_backbone={{_base_.model.audio_backbone}},
-    neck={{_base_.model.neck}},
-    num_classes=None,
-    modality='multimodal',
-    feature=None,
+    _delete_=True, type='AVClassifier',
+    data_preprocessor=_base_.model.data_preprocessor,
+    visual_backbone=_base_.model.visual_backbone,
+    audio_backbone=_base_.model.audio_backbone, neck=_base_.model.neck,
+    num_classes=None, modality='multimodal', feature=None,
     head=dict(type='MLPClsHead', hidden_channels=768, num_layers=2,
               act='gelu', dropout=0.1),
-    multi_label=False,
-    view_reduce='mean',
-    pretrained=None,
+    multi_label=False, view_reduce='mean', pretrained=None,
     strict_pretrained=True)

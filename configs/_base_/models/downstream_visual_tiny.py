@@ -5,9 +5,9 @@ _base_ = ['./avbert_tiny.py']
 model = dict(
     _delete_=True,
     type='VisualClassifier',
-    data_preprocessor={{_base_.model.data_preprocessor}},
-    backbone={{_base_.model.visual_backbone.cnn}},
-    in_channels={{_base_.model.visual_backbone.feat_dim}},
+    data_preprocessor=_base_.model.data_preprocessor,
+    backbone=_base_.model.visual_backbone.cnn,
+    in_channels=_base_.model.visual_backbone.feat_dim,
     num_classes=None,
     # standardised pooled CNN features (see downstream_avclassifier_tiny.py)
     head=dict(type='MLPClsHead', num_layers=0, dropout=0.5, norm='batch'),

@@ -12,8 +12,9 @@
 # the protocol as 64 x 201 frames (same 10 ms hop as in pretraining).
 _base_ = [
     '../../_base_/default_runtime.py',
-    '../../_base_/models/avbert_tiny.py',
+    '../../_base_/models/avbert_tiny_arch.py',
     '../../_base_/datasets/esc50.py',
+    '../../_base_/datasets/demo_clip_format.py',
 ]
 
 data_root = 'data/demo_downstream/esc50/'
@@ -27,28 +28,20 @@ work_dir = 'work_dirs/esc50_audio_svm_demo'
 # The checkpoint tools/test.py evaluates when none is given.
 load_from = 'work_dirs/demo_mid_part/iter_300.pth'
 
-esc50_pipeline = [
-    dict(type='AVInit', modalities=('audio', ), num_threads=1),
-    dict(type='AVSampleClips', num_clips=10, clip_duration=2.0,
-         frames_per_clip=0, mode='uniform', short_policy='loop'),
-    dict(type='AVDecode', sample_rate=16000),
-    dict(type='LogMelSpectrogram', sample_rate=16000, n_mels=64, n_fft=512,
-         win_length=400, hop_length=160, num_frames=201),
-    dict(type='AudioNormalize', mean=-4.0, std=4.0),
-    dict(type='PackAVInputs'),
-]
+# esc50.py's ten 2-s clips, read with the log-mel step of the demo clip
+# format (201 frames over 2 s), without esc50.py's fixed sample count.
+demo_esc50_pipeline = dict(
+    _base_.esc50_pipeline,
+    decode=dict(type='AVDecode', sample_rate=16000),
+    audio=[dict(_base_.demo_audio_steps[0], num_frames=201),
+           _base_.demo_audio_steps[1]])
 
 protocol = dict(
     type='FrozenFeatureSVMProtocol',
     name='ESC-50 layout, synthetic demo',
-    dataset=dict(
-        type='ESC50Dataset',
-        data_root=data_root,
-        ann_file='meta/esc50.csv',
-        data_prefix=dict(video='audio'),
-        pipeline=esc50_pipeline,
-        test_mode=True),
-    folds=(1, 2, 3, 4, 5),
+    dataset=dict(_base_.esc50_dataset, data_root=data_root,
+                 pipeline=demo_esc50_pipeline),
+    folds=_base_.folds,
     backbone='audio_backbone',
     modality='audio',
     feature='cnn',

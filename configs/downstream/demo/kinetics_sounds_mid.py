@@ -18,16 +18,11 @@ _base_ = [
 ]
 
 pretrained = None
-model = dict(num_classes={{_base_.num_classes}},
-             data_preprocessor={{_base_.av_data_preprocessor}},
-             modality='multimodal',
-             # the mean of the multimodal outputs, not the paper's BOS
-             # summary: the demo pretraining trains the BOS outputs only
-             # through CPP, which stays near chance at its budget, and they
-             # come out almost the same for every video (docs/benchmarks.md)
-             feature='z_mean',
-             view_reduce='mean',
-             pretrained=pretrained)
+# feature: the mean of the multimodal outputs, not the paper's BOS summary:
+# the demo pretraining trains the BOS outputs only through CPP, which stays
+# near chance at its budget, and they come out almost the same for every
+# video (docs/benchmarks.md).
+model = dict(num_classes=_base_.num_classes, feature='z_mean')
 # 200 iterations of batch 8.  The classifier keeps the paper's rate (5e-3);
 # the encoder runs at a tenth of the paper's rates (CNNs 5e-4, Transformers
 # 1e-4, orthogonal parameters 1e-5): at the paper's CNN rate the first
@@ -37,11 +32,11 @@ model = dict(num_classes={{_base_.num_classes}},
 optim_wrapper = dict(
     optimizer=dict(lr=1e-4),
     paramwise_cfg=dict(groups=[
-        dict(name='orthogonal', keys=[r'sigma_generator'], lr_mult=0.1),
+        _base_.orthogonal_group,
         dict(name='classifier', keys=[r'^head\.'], lr_mult=50.0),
         dict(name='cnn', keys=[r'^(visual|audio)_backbone\.'], lr_mult=5.0),
     ]))
 train_cfg = dict(max_iters=200, val_interval=50)
-default_hooks = dict(checkpoint=dict(interval=50, max_keep_ckpts=1),
-                     logger=dict(interval=10))
+default_hooks = dict(
+    checkpoint=dict(interval=50, max_keep_ckpts=1), logger=dict(interval=10))
 randomness = dict(seed=0)

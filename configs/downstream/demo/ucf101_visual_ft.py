@@ -15,13 +15,11 @@ _base_ = [
 ]
 
 pretrained = None
-model = dict(num_classes={{_base_.num_classes}},
-             data_preprocessor={{_base_.av_data_preprocessor}},
-             pretrained=pretrained)
+model = dict(num_classes=_base_.num_classes)
 # The paper's schedule shortened to 200 iterations of batch 8, with a
 # learning rate 20x below the paper's 0.02 (for the small batch; not tuned).
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 train_cfg = dict(max_iters=200, val_interval=50)
-default_hooks = dict(checkpoint=dict(interval=50, max_keep_ckpts=1),
-                     logger=dict(interval=10))
+default_hooks = dict(
+    checkpoint=dict(interval=50, max_keep_ckpts=1), logger=dict(interval=10))
 randomness = dict(seed=0)
