@@ -263,7 +263,7 @@ def test_base_configs_build(data, config):
     else:
         ds_cfg.update(ann_file=data['list'],
                       data_prefix=dict(video=data['root']))
-    sampling = ds_cfg['pipeline'][1]
+    sampling = ds_cfg['pipeline']['clips']
     assert (sampling['num_clips'], sampling['frames_per_clip']) == (30, 32)
     sampling['num_clips'] = 3
     loader = Runner.build_dataloader(loader_cfg, seed=0)
@@ -272,7 +272,9 @@ def test_base_configs_build(data, config):
         [(3, 3, 32, 112, 112)] * 2
     assert [tuple(a.shape) for a in batch['inputs']['audio']] == \
         [(3, 1, 128, 220)] * 2
-    pre = MODELS.build(cfg.av_data_preprocessor)
+    pre = MODELS.build(Config.fromfile(osp.join(
+        repo, 'configs', '_base_', 'models',
+        'av_data_preprocessor.py')).av_data_preprocessor)
     out = pre(batch, training=True)
     assert out['inputs']['video'].shape == (2, 3, 3, 32, 112, 112)
     assert out['inputs']['video'].dtype == torch.float32
