@@ -6,62 +6,11 @@ is ``mp4`` for re-encoded copies, the original extension otherwise) and
 ``<key>.json`` (``{"source": ..., "label": ..., "duration": ...}``).  The
 shard folder also holds ``index.json`` with the number of samples per shard.
 
-Order of one epoch
-------------------
-1. The shard list is permuted with ``random.Random(f'{seed}-{epoch}')``
-   (``shard_shuffle``), identically on every rank.
-2. ``webdataset.split_by_node`` gives shard ``i`` of that order to rank
-   ``i % world_size``, ``webdataset.split_by_worker`` then to DataLoader
-   worker ``j % num_workers`` of that rank: every shard is read exactly once
-   per epoch across the job.
-3. Each worker reads its shards in order (``webdataset.tarfile_to_samples``)
-   and shuffles the raw records (bytes, before decoding) in a buffer of
-   ``shuffle_buffer`` samples seeded by (seed, epoch, rank, worker).
-4. The pipeline decodes each record; bad records are skipped or raised as
-   the bad-input policy says (an unreadable shard too: its readable part is
-   used, the failure is counted as ``unreadable_shard``).
-
-The epoch counter advances each time the dataset is iterated in a process
-(``persistent_workers=True`` keeps worker copies alive, so epochs advance
-there too); :meth:`set_epoch` sets it explicitly.  With non-persistent
-workers and no ``set_epoch`` calls, every epoch repeats the order of epoch 0
-(still reading every shard once).
-
-Epoch length
-------------
-``len(dataset)`` is the per-rank share of ``num_samples`` (argument, or the
-total of ``index.json``).  Ranks get whole shards, so their real counts
-differ by up to about one shard; with mmengine's ``IterBasedTrainLoop``
-(the pretraining default) each rank restarts its own iterator when it runs
-out, so this is harmless.  Epoch-based loops on several ranks need equal
-counts per rank and should use the map-style ``AVVideoDataset`` instead.
-
-Resuming inside an epoch
-------------------------
-:meth:`position_after` maps "``iterations`` batches consumed on this rank"
-to (epoch, number of raw records each worker had consumed, the worker to
-be asked next), from the shard sizes in the index and the DataLoader's
-in-order round robin over workers; :meth:`set_position` makes the next
-iteration start there (rotating worker roles so that the new DataLoader,
-which always asks worker 0 first, yields the batches in the original
-order).  Skipped records
-are read from the tar but not decoded, so fast-forwarding costs I/O only.
-
-Exact: the shard order, the assignment of shards to ranks and workers, the
-order of raw records after the shuffle buffer (its RNG is replayed on the
-skipped records) -- provided world size, ``num_workers``, batch size,
-``drop_last``, ``seed`` and the shard list are unchanged.  Not exact:
-random augmentation draws (crops, flips, temporal jitter) differ from the
-interrupted run; a record skipped as bad input before the interruption
-shifts its worker's position by one record (that worker then repeats a few
-records, none is missed); a changed world size or worker count makes the
-position meaningless (start the epoch from the beginning instead).
-mmengine 0.10.7's ``IterBasedTrainLoop`` resumes by calling ``next()`` on
-the loader once per finished iteration (decoding everything again); that is
-exact in the same sense but slow, and must not be combined with
-:meth:`set_position`.  avtoolkit's ``ResumableIterBasedTrainLoop`` (the
-pretraining configs' loop) calls :meth:`position_after` and
-:meth:`set_position` on resume instead.
+Each epoch reads every shard once across ranks and DataLoader workers, in
+an order fixed by (seed, epoch); :meth:`AVWebDataset.position_after` and
+:meth:`AVWebDataset.set_position` resume inside an epoch without decoding
+the skipped records.  docs/data_preparation.md ("How shards are streamed")
+gives the order, the epoch length and what resuming reproduces exactly.
 """
 import glob
 import itertools

@@ -9,8 +9,9 @@ every stage (:class:`~avtoolkit.models.structures.AVOutputs`):
 Each backbone is a registered module that maps (B, T, *clip_shape) to
 (B, T, D) (e.g. ``ClipSequenceEncoder``); the neck is a
 :class:`~avtoolkit.models.necks.SharedLowRankTransformer`.  Pretraining heads
-and losses belong to subclasses, which override :meth:`AVBERTEncoder.loss` and
-:meth:`AVBERTEncoder.predict`.
+and losses belong to subclasses, which override :meth:`AVBERTEncoder.loss`;
+the fine-tuning classifiers (``avtoolkit.models.classifiers``) add
+:meth:`predict`.
 """
 from typing import Dict, List, Optional
 
@@ -157,8 +158,10 @@ class AVBERTEncoder(BaseModel):
 
     def predict(self, inputs: Dict[str, Tensor], data_samples=None,
                 **kwargs):
-        """The encoder has no prediction head; see the ``AVBERT`` algorithm."""
+        """Pretraining models predict nothing; see the fine-tuning
+        classifiers."""
         raise ValueError(
-            'AVBERTEncoder has no prediction head, so mode="predict" is not '
-            'available; use the AVBERT algorithm (a subclass with heads) or '
-            'call it with mode="tensor"')
+            f'{type(self).__name__} has no prediction head, so '
+            'mode="predict" is not available: predictions come from the '
+            'fine-tuning classifiers (AVClassifier, VisualClassifier); call '
+            'this model with mode="tensor" for its features')
