@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Distributed training with torchrun.
+# Distributed training with torchrun (tools/launch/torchrun.sh).
 #   bash tools/dist_train.sh CONFIG NUM_PROCS_PER_NODE [train.py options]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node.
 # Without a GPU the processes run on the CPU over gloo.
@@ -8,17 +8,5 @@ if [ $# -lt 2 ]; then
     echo "usage: $0 CONFIG NUM_PROCS_PER_NODE [train.py options]" >&2
     exit 2
 fi
-CONFIG=$1
-NPROC=$2
-shift 2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PYTHON=${PYTHON:-python}
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-exec "$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --nproc_per_node="$NPROC" \
-    --master_addr="$MASTER_ADDR" --master_port="$PORT" \
-    "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "$@"
+exec bash "$(dirname "$0")/launch/torchrun.sh" "$2" train.py "$1" \
+    --launcher pytorch "${@:3}"
