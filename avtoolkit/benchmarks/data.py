@@ -1,27 +1,14 @@
 """Throughput of 30-second pretraining samples, three ways of reading them.
 
-One run generates a few Kinetics-like videos (by default 35 s, 640x360,
-30 fps H.264, 48 kHz stereo AAC), re-encodes them into shards, and measures
-side by side, in one process with one thread:
-
-(a) ``shards``: :class:`AVWebDataset` on re-encoded shards (128-pixel short
-    side, 16 fps, 16 kHz mono AAC, a key frame per second);
-(b) ``raw_segments``: :class:`AVVideoDataset` on the original files, decoding
-    only the sampled span (seek, then convert just the needed frames,
-    scaled while converting);
-(c) ``raw_whole``: the approach of the authors' release: decode every frame
-    of the whole video to full-size RGB and all of its audio at the native
-    rate, then index the clips' frames and samples, resize with mmaction's
-    ``Resize`` and resample with torchaudio.
-
-All three share the sampling (30 clips of 1 s, 32 frames each, random
-position), the crop (112), flip, normalisation and the 128 x 220 log-mel,
-so the difference is how the media is read.  Figures are CPU seconds of
-this process per sample (``time.process_time``; robust to other load on
-the machine) and wall seconds; samples per second per core is the inverse
-of the CPU seconds.
+Used by ``tools/analysis/benchmark_data.py``.  A few Kinetics-like videos
+are generated, re-encoded into shards, and read side by side in one process
+with one thread: (a) ``shards`` (:class:`AVWebDataset`), (b)
+``raw_segments`` (:class:`AVVideoDataset`, decoding only the sampled span)
+and (c) ``raw_whole`` (every frame and all audio decoded, as the authors'
+release did), all through the same sampling, crop and log-mel.  Recorded
+are CPU and wall seconds per sample.  ``docs/benchmark_methods.md`` says
+how.
 """
-import json
 import os
 import os.path as osp
 import statistics
@@ -33,6 +20,8 @@ from typing import Dict, List, Optional
 import av
 import numpy as np
 import torch
+
+from avtoolkit.utils.atomic import atomic_path, write_text_atomic
 
 PRETRAIN_CLIPS = dict(num_clips=30, clip_duration=1.0, frames_per_clip=32)
 
@@ -69,7 +58,29 @@ def generate_videos(out_dir: str, num_videos: int = 2,
                     sample_rate: int = 48000, seed: int = 0) -> List[str]:
     """Kinetics-like test videos: H.264 (x264 ``veryfast``, crf 23, default
     key frame interval) of a panning textured scene with moving objects,
-    and stereo AAC with tones, a sweep and noise."""
+    and stereo AAC with tones, a sweep and noise.
+
+    Files that exist are reused as they are; new ones are written through
+    :func:`~avtoolkit.utils.atomic.atomic_path`.
+
+    Why not the project's synthetic data generator
+    (:func:`~avtoolkit.data_prep.synthetic_av.generate_synthetic_av`): the
+    figures depend on how the files are encoded, and its encoder
+    (``synthetic_render._encode_mp4``, which this module may not change)
+    makes files unlike the uploads the benchmark stands for:
+
+    * a key frame every second (GOP = fps), where real files have x264's
+      default interval of up to 250 frames (8-10 s); segment decoding,
+      variant (b), starts at the key frame before the span, so this cost,
+      a floor of (b), would all but vanish;
+    * mono AAC at 48 kbit/s, where the whole-video baseline (c) decodes a
+      native stereo track;
+    * about 235 kbit/s at 640x360, 30 fps (measured on 10 s), where these
+      videos have the 533 kbit/s of ``docs/benchmarks.md``: decoding would
+      be cheaper than on the data the figures stand for;
+    * whole-second durations only, and about twice the CPU time to make a
+      video.
+    """
     rng = np.random.default_rng(seed)
     os.makedirs(out_dir, exist_ok=True)
     paths = []
@@ -79,8 +90,18 @@ def generate_videos(out_dir: str, num_videos: int = 2,
         if osp.exists(path):
             continue
         render = _scene(rng, width, height)
-        tmp = path + '.part'
-        out = av.open(tmp, 'w', format='mp4')
+        with atomic_path(path) as tmp:
+            _encode(tmp, render, v, rng, duration, width, height, fps,
+                    sample_rate)
+    return paths
+
+
+def _encode(path: str, render, index: int, rng, duration: float, width: int,
+            height: int, fps: int, sample_rate: int) -> None:
+    """Encode ``duration`` seconds of ``render``'s frames and a stereo
+    soundtrack (tones that depend on ``index``, a sweep, noise) to
+    ``path``."""
+    with av.open(path, 'w', format='mp4') as out:
         vs = out.add_stream('libx264', rate=fps)
         vs.width, vs.height, vs.pix_fmt = width, height, 'yuv420p'
         vs.options = {'preset': 'veryfast', 'crf': '23', 'threads': '2'}
@@ -89,7 +110,7 @@ def generate_videos(out_dir: str, num_videos: int = 2,
         aus.options = {'aac_coder': 'fast'}
         n_frames = int(duration * fps)
         t = np.arange(int(duration * sample_rate)) / sample_rate
-        left = 0.2 * np.sin(2 * np.pi * (220 + 40 * v) * t) + \
+        left = 0.2 * np.sin(2 * np.pi * (220 + 40 * index) * t) + \
             0.1 * np.sin(2 * np.pi * (300 + 200 * np.sin(0.3 * t)) * t)
         stereo = np.stack([left + 0.02 * rng.standard_normal(len(t)),
                            0.7 * left + 0.02 * rng.standard_normal(len(t))
@@ -115,9 +136,6 @@ def generate_videos(out_dir: str, num_videos: int = 2,
             out.mux(p)
         for p in aus.encode():
             out.mux(p)
-        out.close()
-        os.replace(tmp, path)
-    return paths
 
 
 class WholeVideoDecode:
@@ -234,8 +252,8 @@ def _run(num_videos, duration, width, height, fps, sample_rate, rounds,
                             duration, width, height, fps, sample_rate, seed)
     gen_s = time.time() - t0
     list_file = osp.join(work_dir, 'list.txt')
-    with open(list_file, 'w') as f:
-        f.write(''.join(f'{osp.relpath(p, work_dir)}\n' for p in paths))
+    write_text_atomic(list_file,
+                      ''.join(f'{osp.relpath(p, work_dir)}\n' for p in paths))
     log('building re-encoded shards ...')
     t0, c0 = time.time(), time.process_time()
     report = build_shards(list_file, osp.join(work_dir, 'shards'),
@@ -357,4 +375,3 @@ def format_summary(summary: dict) -> str:
     lines.append('(a) and (b) at least 3x faster than (c): ' +
                  ('yes' if summary['meets_3x'] else 'NO'))
     return '\n'.join(lines)
-

@@ -1,30 +1,19 @@
 """Side-by-side cost of the parameter-sharing variants of the AVBERT neck.
 
-Each variant of :class:`~avtoolkit.models.necks.SharedLowRankTransformer` is
-built at full size and timed on one forward + backward pass of random clip
-embeddings ``x_v``, ``x_a`` of shape (B, T, D), in training mode (dropout on,
-as in pretraining).  Repetitions are interleaved across the variants (round
-robin), after warm-up passes, and the median is reported, so that a machine
-that gets busier or quieter during the run affects all variants alike.  Both
-wall-clock time and the CPU time of the process (all its threads,
-``time.process_time``) are recorded; on a CPU shared with other jobs the CPU
-time is the steadier figure, since time spent waiting for a core is not in it.
-
-Memory:
-
-* on CUDA: ``torch.cuda.max_memory_allocated`` during the pass minus the
-  memory allocated before it (activations, gradients, workspace);
-* on any device: the bytes of the distinct tensors autograd saves for the
-  backward pass (``torch.autograd.graph.saved_tensors_hooks``), parameters
-  excluded; the activation memory a training step has to hold at its peak,
-  short of the transient buffers of individual kernels.
+Used by ``tools/analysis/benchmark_neck.py``.  Each variant of
+:class:`~avtoolkit.models.necks.SharedLowRankTransformer` is timed on
+forward + backward passes of random clip embeddings (B, T, D) in training
+mode, repetitions interleaved across the variants; recorded are wall and
+CPU time, the bytes saved for backward and, on CUDA, the peak allocation.
+``docs/benchmark_methods.md`` says how.
 """
 import statistics
 import time
 from typing import Dict, List, Optional, Sequence
 
 import torch
-from torch import nn
+
+from .memory import saved_activation_bytes
 
 VARIANTS = {
     'none': dict(share_transformers='none', share_layers=False),
@@ -33,27 +22,6 @@ VARIANTS = {
     'part': dict(share_transformers='part', share_layers=True),
     'part-nolayer': dict(share_transformers='part', share_layers=False),
 }
-
-
-def saved_activation_bytes(module: nn.Module, run) -> int:
-    """Bytes of distinct non-parameter tensors saved for backward by ``run()``.
-
-    Storages are counted once each (views of one tensor share a storage).
-    """
-    param_ptrs = {p.untyped_storage().data_ptr() for p in module.parameters()}
-    seen: Dict[int, int] = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        ptr = storage.data_ptr()
-        if ptr not in param_ptrs:
-            seen[ptr] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = run()
-    del out
-    return sum(seen.values())
 
 
 def _loss(outputs) -> torch.Tensor:

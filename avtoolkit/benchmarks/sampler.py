@@ -1,34 +1,21 @@
 """Time and memory of the negative samplers, side by side.
 
-Used by ``tools/analysis/benchmark_sampler.py``.  Every sampler runs on random
-features ``Tensor[B, T, D]`` for each ``(B, T)`` of ``sizes``; the defaults are
-the paper's two regimes, the ablation batch (4 x 30 = 120 clips) and the main
-batch (256 x 30 = 7680 clips), with ``D = 768``.
-
-What is measured:
-
-* ``time_ms``: median wall time of ``repeats`` calls after ``warmup`` calls
-  (CUDA is synchronised around each call);
-* ``peak_bytes``: memory allocated by one call at its peak, the output
-  included and the input excluded.  On CUDA it is
-  ``torch.cuda.max_memory_allocated`` minus the allocation before the call (the
-  caching allocator's view, exact).  On the CPU it is the peak of the running
-  total of bytes allocated since the start of one call profiled with
-  ``torch.profiler(profile_memory=True)``; it counts what goes through
-  PyTorch's CPU allocator (tensor storage), not buffers that BLAS or sort
-  kernels allocate on their own, nor allocator overhead.
+Used by ``tools/analysis/benchmark_sampler.py``.  Every sampler runs on
+random features ``Tensor[B, T, D]`` for each ``(B, T)`` of ``sizes`` (by
+default the paper's ablation batch, 4 x 30 clips, and main batch, 256 x 30,
+with D = 768); recorded are the median time of a call and its peak memory
+(CUDA allocator, or PyTorch's CPU allocator through the profiler).
+``docs/benchmark_methods.md`` says how.
 """
-import json
-import os
 import statistics
-import tempfile
 import time
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from avtoolkit.registry import NEGATIVE_SAMPLERS
+
+from .memory import profiler_peak_bytes
 
 __all__ = ['default_samplers', 'measure', 'run_benchmark', 'format_table']
 
@@ -60,32 +47,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _cpu_peak_bytes(fn) -> int:
-    """Peak tensor bytes allocated during ``fn()``, from ``torch.profiler``.
-
-    The profiler's CPU memory events carry the running total of bytes
-    allocated since profiling started; its maximum is the peak.
-    """
-    from torch.profiler import ProfilerActivity, profile
-    with warnings.catch_warnings():
-        # The profiler warns that it keeps the events of one cycle only.
-        warnings.simplefilter('ignore', UserWarning)
-        with profile(activities=[ProfilerActivity.CPU],
-                     profile_memory=True) as prof:
-            fn()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, 'trace.json')
-        prof.export_chrome_trace(path)
-        with open(path) as f:
-            events = json.load(f)['traceEvents']
-    totals = [
-        e['args']['Total Allocated'] for e in events
-        if e.get('name') == '[memory]' and 'Total Allocated' in e.get(
-            'args', {})
-    ]
-    return int(max(totals + [0]))
-
-
 def measure(sampler,
             features: torch.Tensor,
             repeats: int = 3,
@@ -110,12 +71,11 @@ def measure(sampler,
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
-        out = sampler(features, gen)
+        sampler(features, gen)  # the output is part of the peak
         _sync(device)
         peak = torch.cuda.max_memory_allocated(device) - base
-        del out
     else:
-        peak = _cpu_peak_bytes(lambda: sampler(features, gen))
+        peak = profiler_peak_bytes(lambda: sampler(features, gen))
     return dict(time_ms=statistics.median(times),
                 time_ms_min=min(times),
                 peak_bytes=int(peak))

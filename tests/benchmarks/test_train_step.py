@@ -12,11 +12,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from avtoolkit.benchmarks.train_step import (COMPONENTS,
-                                                input_shapes_from_config,
-                                                peak_tflops_for,
-                                                project_recipe,
-                                                run_benchmark)
+from avtoolkit.benchmarks.breakdown import COMPONENTS
+from avtoolkit.benchmarks.report import peak_tflops_for, project_recipe
+from avtoolkit.benchmarks.train_config import input_shapes_from_config
+from avtoolkit.benchmarks.train_step import run_benchmark
 
 # The tiny model of the demo with narrower Transformers and small clips.
 TINY_OPTIONS = [
@@ -281,3 +280,31 @@ def test_batch_of_one_is_refused_with_cpp(configs):
 def test_missing_config_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='does not exist'):
         run_benchmark([str(tmp_path / 'nope.py')])
+
+
+def test_a_batch_out_of_memory_is_reported(configs, monkeypatch):
+    from avtoolkit.benchmarks.report import format_report
+    from avtoolkit.models.algorithms import AVBERT
+
+    plain_step = AVBERT.train_step
+
+    def train_step(self, data, optim_wrapper):
+        if data['inputs']['video'].shape[0] == 3:
+            raise torch.cuda.OutOfMemoryError(
+                'CUDA out of memory. Tried to allocate 1 GiB\ndetails')
+        return plain_step(self, data, optim_wrapper)
+
+    monkeypatch.setattr(AVBERT, 'train_step', train_step)
+    options = {k: int(v) for k, v in (o.split('=') for o in TINY_OPTIONS)}
+    result = run_benchmark([configs[0]], batch_sizes=[3, 2], iters=1,
+                           warmup=0, breakdown_iters=0, num_clips=3,
+                           video_clip_shape=(3, 4, 16, 16),
+                           audio_clip_shape=(1, 32, 32),
+                           cfg_options=options, threads=1)
+    fits, oom = result['results']
+    assert (fits['batch_size'], fits['oom']) == (2, False)
+    assert fits['step_s'] > 0 and 'projection' in fits
+    assert oom == dict(config=configs[0], label='demo_mid_part',
+                       sharing='part', batch_size=3, oom=True,
+                       error='CUDA out of memory. Tried to allocate 1 GiB')
+    assert 'out of memory' in format_report(result)

@@ -190,34 +190,3 @@ def test_cli_with_workers(inputs, tmp_path, capsys):
     assert report['shards_built'] == [] and report['num_samples'] == 3
     assert tool.main(['--list', inputs['list'], '--out', out,
                       '--shard-size', '3', '--no-progress']) == 2
-
-
-def test_benchmark_smoke(tmp_path):
-    """The data benchmark runs end to end on a tiny setting, and its
-    whole-video baseline picks the same frames and audio as AVDecode."""
-    from avtoolkit.benchmarks.data import (WholeVideoDecode,
-                                              format_summary,
-                                              generate_videos, run_benchmark)
-    summary = run_benchmark(num_videos=1, duration=31.0, width=96,
-                            height=64, fps=16, sample_rate=22050, rounds=1,
-                            work_dir=str(tmp_path), verbose=False)
-    for name in ('shards', 'raw_segments', 'raw_whole'):
-        res = summary['results'][name]
-        assert res['output_shapes'] == {'video': [30, 3, 32, 112, 112],
-                                        'audio': [30, 1, 128, 220]}
-        assert res['cpu_s_per_sample'] > 0
-    assert 'vs (c)' in format_summary(summary)
-
-    path = generate_videos(str(tmp_path / 'videos'), 1)[0]  # reused file
-    np.random.seed(0)
-    res = {'filename': path}
-    for t in (AVInit(), AVSampleClips(num_clips=3, frames_per_clip=8)):
-        res = t(res)
-    res.pop('av_reader').close()
-    whole = WholeVideoDecode(16000)(dict(res))
-    res['av_reader'] = MediaReader(path)
-    seg = AVDecode(sample_rate=16000)(res)
-    assert whole['imgs'].shape == seg['imgs'].shape
-    assert np.abs(whole['imgs'].astype(int) - seg['imgs']).mean() < 2.0
-    assert np.corrcoef(whole['audio'].ravel(), seg['audio'].ravel())[0,
-                                                                     1] > 0.9

@@ -110,7 +110,7 @@ def test_encoder_checkpointing_gives_the_same_step(tiny_cfg, chunk):
 
 def test_checkpointing_saves_cnn_activations(tiny_cfg):
     """Less is kept for the backward pass with checkpointing on."""
-    from avtoolkit.benchmarks.neck import saved_activation_bytes
+    from avtoolkit.benchmarks.memory import saved_activation_bytes
 
     data = _data()
     saved = {}

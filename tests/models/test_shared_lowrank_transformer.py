@@ -9,9 +9,6 @@ from avtoolkit.models.necks import (FactorizedLinear,
                                     SharedLowRankTransformer,
                                     TransformerLayer,
                                     orthogonal_from_generator)
-from avtoolkit.benchmarks.neck import (benchmark_neck_variants,
-                                              format_benchmark,
-                                              saved_activation_bytes)
 from avtoolkit.models.structures import AVOutputs
 
 B, T, D, HEADS, FFN, RANK, LAYERS = 2, 5, 32, 4, 64, 8, 2
@@ -461,28 +458,3 @@ def test_avoutputs_helpers():
     assert audio_only.z_v is None and torch.equal(audio_only.z_a, z[:, :6])
     with pytest.raises(ValueError, match='holds no tensor'):
         AVOutputs().num_clips
-
-
-# ---------------------------------------------------------------- benchmark
-def test_benchmark_reports_every_variant():
-    results = benchmark_neck_variants(
-        variants=['none', 'part'], batch=2, seq_len=4, repeats=2,
-        neck_cfg=dict(embed_dim=D, num_heads=HEADS, ffn_dim=FFN, rank=RANK,
-                      num_layers=LAYERS))
-    assert set(results) == {'none', 'part'}
-    assert results['none']['speedup_vs_none'] == 1.0
-    assert len(results['part']['times_s']) == 2
-    assert results['part']['params_transformer_layers'] < \
-        results['none']['params_transformer_layers']
-    assert results['part']['saved_bytes'] > 0
-    table = format_benchmark(results)
-    assert 'part' in table and 'none' in table
-    with pytest.raises(ValueError, match='unknown variants'):
-        benchmark_neck_variants(variants=['bogus'])
-
-
-def test_saved_activation_bytes_excludes_parameters():
-    lin = nn.Linear(16, 16, bias=False)
-    x = torch.randn(4, 16, requires_grad=True)
-    # matmul saves its input x (4*16 floats) and the weight (excluded).
-    assert saved_activation_bytes(lin, lambda: lin(x)) == 4 * 16 * 4

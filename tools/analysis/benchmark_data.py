@@ -6,7 +6,7 @@ Example::
 
     python tools/analysis/benchmark_data.py --json
 
-See ``avtoolkit/benchmarks/data.py`` for what is measured.
+See ``docs/benchmark_methods.md`` for what is measured.
 """
 import argparse
 import json

@@ -9,14 +9,13 @@ Every variant (none, layer, all, part, part-nolayer) is built at full size
 (D=768, L=6, A=12, E=3072, mid fusion) and timed on random clip embeddings
 x_v, x_a of shape (B, T, 768) in training mode, repetitions interleaved across
 variants after a warm-up; medians are reported with their ratio to ``none``.
-See ``avtoolkit.benchmarks.neck`` for what the memory columns measure.
+See ``docs/benchmark_methods.md`` for what the memory columns measure.
 """
 import argparse
 import json
 
-from avtoolkit.benchmarks.neck import (VARIANTS,
-                                              benchmark_neck_variants,
-                                              format_benchmark)
+from avtoolkit.benchmarks.neck import (VARIANTS, benchmark_neck_variants,
+                                       format_benchmark)
 
 
 def parse_args(argv=None):

@@ -7,8 +7,8 @@ Examples::
     python tools/analysis/benchmark_sampler.py --json > samplers.json
 
 Sizes default to the paper's ablation batch (4 x 30 clips) and main batch
-(256 x 30 clips) with D = 768; see ``avtoolkit.benchmarks.sampler`` for
-what the memory column measures on each device.
+(256 x 30 clips) with D = 768; see ``docs/benchmark_methods.md`` for what
+the memory column measures on each device.
 """
 import argparse
 import json
@@ -16,7 +16,7 @@ import json
 import torch
 
 from avtoolkit.benchmarks.sampler import (DEFAULT_SIZES, format_table,
-                                                 run_benchmark)
+                                          run_benchmark)
 
 
 def parse_sizes(text: str):

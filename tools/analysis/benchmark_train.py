@@ -18,8 +18,8 @@ is measured against the ``none`` sharing ablation
 (configs/pretrain/ablations/k700_mid_none.py) in one run.  Every step is a
 real ``model.train_step`` with the config's optim_wrapper (all MEP and CPP
 losses, backward, optimizer step) on synthetic inputs of the shapes the
-config's pipeline produces.  See ``avtoolkit.benchmarks.train_step`` for
-what each figure measures.
+config's pipeline produces.  See ``docs/benchmark_methods.md`` for what
+each figure measures.
 """
 import argparse
 import json
@@ -28,8 +28,10 @@ import sys
 
 from mmengine.config import DictAction
 
-from avtoolkit.benchmarks.train_step import (DEFAULT_GLOBAL_BATCH, DTYPES,
-                                                format_report, run_benchmark)
+from avtoolkit.benchmarks.report import DEFAULT_GLOBAL_BATCH, format_report
+from avtoolkit.benchmarks.train_setup import DTYPES
+from avtoolkit.benchmarks.train_step import run_benchmark
+from avtoolkit.utils.atomic import write_json_atomic
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs/pretrain/k700_mid_part.py')
@@ -170,8 +172,7 @@ def main(argv=None):
         print(json.dumps(result))
         return result
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
+        write_json_atomic(args.json, result, indent=1)
     print(format_report(result))
     return result
 
