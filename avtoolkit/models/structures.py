@@ -1,4 +1,4 @@
-"""Typed outputs of the audio-visual encoder.
+"""Typed outputs of the audio-visual encoder; the one owner of their layout.
 
 :class:`AVOutputs` is a plain dataclass of tensors (and one tuple of
 strings), so it passes through ``torch.compile`` and
@@ -20,7 +20,11 @@ Shapes, with B the batch size, T the number of clips and D the model width:
 * ``padding_mask``: (B, T) bool, True where a clip is padding.
 * ``z_mismatched``: (B, 2T+2, D) multimodal output on mismatched pairs, the
   visual half of video b with the audio half of video ``perm[b]`` (only when
-  the neck is called with ``mismatch_perm``; used by correct pair prediction).
+  the neck is called with ``mismatch_perm``; used by correct pair prediction),
+  laid out like ``z``.
+
+Code outside this module reads ``z`` through the helpers (``z_v``, ``z_a``,
+``z_clips``, ``mismatched``, ``summary_multimodal``), never by slicing.
 
 Fixed-length features pooled from the outputs (:data:`POOLED_FEATURES`, each
 ``(B, C)``, modalities absent from the outputs left out of the
@@ -68,9 +72,12 @@ class AVOutputs:
             return None
         num_halves = len(self.z_modalities)
         length = self.z.shape[1]
-        if length % num_halves != 0:
-            raise ValueError(f'z of length {length} cannot be split into '
-                             f'{num_halves} halves {self.z_modalities}')
+        if self.z.dim() != 3 or length % num_halves or \
+                length < 2 * num_halves:
+            raise ValueError(
+                f'z of shape {tuple(self.z.shape)} cannot be split into the '
+                f'halves {self.z_modalities}: it must be '
+                f'[B, {num_halves}T + {num_halves}, D] with T >= 1')
         half = length // num_halves
         index = self.z_modalities.index(modality)
         return self.z[:, index * half:(index + 1) * half]
@@ -84,6 +91,41 @@ class AVOutputs:
     def z_a(self) -> Optional[Tensor]:
         """(B, T+1, D) audio half of ``z`` (BOS at 0), or None."""
         return self._z_half('audio')
+
+    @property
+    def z_clips(self) -> Optional[Tensor]:
+        """(B, H*T, D) the clip outputs of ``z``, BOS outputs dropped.
+
+        The halves in the order of ``z_modalities``: normally (B, 2T, D),
+        ``[z_v1 .. z_vT ; z_a1 .. z_aT]``.  None without ``z``.
+        """
+        if self.z is None:
+            return None
+        halves = [self._z_half(m)[:, 1:] for m in self.z_modalities]
+        return halves[0] if len(halves) == 1 else torch.cat(halves, dim=1)
+
+    @property
+    def y_v_clips(self) -> Optional[Tensor]:
+        """(B, T, D) visual Transformer outputs of the clips (BOS dropped)."""
+        return None if self.y_v is None else self.y_v[:, 1:]
+
+    @property
+    def y_a_clips(self) -> Optional[Tensor]:
+        """(B, T, D) audio Transformer outputs of the clips (BOS dropped)."""
+        return None if self.y_a is None else self.y_a[:, 1:]
+
+    @property
+    def mismatched(self) -> Optional['AVOutputs']:
+        """The mismatched pass as outputs of its own, or None.
+
+        An :class:`AVOutputs` whose ``z`` is ``z_mismatched`` (same
+        ``z_modalities``; every other field None), so ``mismatched.z_v`` is
+        the visual half of video b and ``mismatched.z_a`` the audio half of
+        video ``perm[b]``, each (B, T+1, D).
+        """
+        if self.z_mismatched is None:
+            return None
+        return AVOutputs(z=self.z_mismatched, z_modalities=self.z_modalities)
 
     @property
     def summary_unimodal(self) -> Tuple[Optional[Tensor], Optional[Tensor]]:
@@ -140,24 +182,9 @@ def pool_features(out: AVOutputs, name: str) -> Tensor:
                 parts.append(half[:, 0] if name == 'z_summary' else
                              half[:, 1:].mean(1))
     else:
-        raise KeyError(f'unknown feature "{name}"; choose from {POOLED_FEATURES}')
+        raise KeyError(f'unknown feature "{name}"; choose from '
+                       f'{POOLED_FEATURES}')
     if not parts:
         raise ValueError(f'the model outputs hold nothing for "{name}" '
                          '(e.g. z features of a late-fusion model)')
     return torch.cat(parts, dim=1)
-
-
-def strip_multimodal_bos(z: Tensor) -> Tensor:
-    """Drop the two BOS outputs of the multimodal Transformer.
-
-    Args:
-        z: ``Tensor[B, 2T + 2, D]``, ``[z_v0 .. z_vT ; z_a0 .. z_aT]``.
-
-    Returns:
-        ``Tensor[B, 2T, D]``: ``[z_v1 .. z_vT ; z_a1 .. z_aT]``.
-    """
-    if z.dim() != 3 or z.shape[1] % 2 or z.shape[1] < 4:
-        raise ValueError('z must be Tensor[B, 2T + 2, D] with T >= 1, got '
-                         f'shape {tuple(z.shape)}')
-    half = z.shape[1] // 2
-    return torch.cat([z[:, 1:half], z[:, half + 1:]], dim=1)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from avtoolkit.models.utils import MaskGenerator
 from avtoolkit.registry import MODELS
 
 B, T = 4, 4
@@ -109,6 +110,25 @@ def test_other_fusions(tiny_cfg, fusion, streams, classifiers):
     cfg = copy.deepcopy(tiny_cfg)
     cfg.neck.fusion = fusion
     with pytest.raises(ValueError, match='fusion has no output'):
+        MODELS.build(cfg)
+
+
+def test_mask_generator_is_built_through_the_registry(tiny_cfg):
+    # The configs give no type: MaskGenerator is the default.
+    assert 'type' not in tiny_cfg.mask_generator
+    masker = build(tiny_cfg).mask_generator
+    assert type(masker) is MaskGenerator
+    assert (masker.ratio, masker.mode, masker.min_masked) == (0.15, 'fixed',
+                                                              1)
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.mask_generator = dict(type='MaskGenerator', ratio=0.5,
+                              mode='bernoulli')
+    masker = MODELS.build(cfg).mask_generator
+    assert (masker.ratio, masker.mode) == (0.5, 'bernoulli')
+    cfg.mask_generator = None
+    assert MODELS.build(cfg).mask_generator.ratio == 0.15
+    cfg.mask_generator = dict(type='NoSuchMaskGenerator')
+    with pytest.raises(KeyError, match='NoSuchMaskGenerator'):
         MODELS.build(cfg)
 
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from avtoolkit.models.heads import CPPHead
+from avtoolkit.models.structures import AVOutputs
 from avtoolkit.models.utils import make_derangement, sample_positions
 from avtoolkit.registry import MODELS
 
@@ -40,6 +41,10 @@ def _outputs(batch=4, seq_len=6, dim=8, seed=0):
     z = torch.randn(batch, 2 * seq_len + 2, dim, generator=gen)
     z_neg = torch.randn(batch, 2 * seq_len + 2, dim, generator=gen)
     return y_v, y_a, z, z_neg
+
+
+def _av(y_v=None, y_a=None, z=None, z_neg=None):
+    return AVOutputs(y_v=y_v, y_a=y_a, z=z, z_mismatched=z_neg)
 
 
 @pytest.mark.parametrize('n', list(range(2, 41)) + [97, 256])
@@ -92,14 +97,14 @@ def test_zero_logits_give_log2_terms():
     head = CPPHead(in_channels=8)
     head.heads['uni'] = _Recorder()
     head.heads['multi'] = _Recorder()
-    out = head.loss(y_v, y_a, z, z_neg, perm, generator=_gen())
+    out = head.loss(_av(y_v, y_a, z, z_neg), perm, generator=_gen())
     # Summary term + position term, each log 2.
     for name in ('uni', 'multi'):
         assert out[f'loss_cpp_{name}'].item() == pytest.approx(2 * math.log(2))
         # Logit 0 reads "different videos": negatives right, positives wrong.
         assert out[f'acc_cpp_{name}'].item() == pytest.approx(0.5)
     head.num_positions = 0
-    out = head.loss(y_v, y_a, z, z_neg, perm, generator=_gen())
+    out = head.loss(_av(y_v, y_a, z, z_neg), perm, generator=_gen())
     assert out['loss_cpp_uni'].item() == pytest.approx(math.log(2))
 
 
@@ -111,7 +116,7 @@ def test_pairs_are_built_from_the_right_embeddings():
     head = CPPHead(in_channels=dim)
     head.heads['uni'] = _Recorder()
     head.heads['multi'] = _Recorder()
-    head.loss(y_v, y_a, z, z_neg, perm, positions)
+    head.loss(_av(y_v, y_a, z, z_neg), perm, positions)
     uni, multi = head.heads['uni'].seen, head.heads['multi'].seen
     assert uni.shape == multi.shape == (2, batch, 3, 2 * dim)
     half = seq_len + 1
@@ -137,7 +142,7 @@ def test_accuracy_and_loss_hand_made():
     head = CPPHead(in_channels=dim, classifiers=('uni', ))
     head.heads['uni'] = _Recorder(
         lambda s: (s[..., 0] * s[..., dim]).unsqueeze(-1))
-    out = head.loss(y_v, y_a, perm=perm, generator=_gen())
+    out = head.loss(_av(y_v, y_a), perm=perm, generator=_gen())
     # Matched logits v_b * a_b: 1, -1, 1, 2 -> right, wrong, right, right.
     # Mismatched v_b * a_perm[b]: -1, -1, -1, 2 -> right, right, right, wrong.
     assert out['acc_cpp_uni'].item() == pytest.approx(6 / 8)
@@ -153,7 +158,7 @@ def test_accuracy_and_loss_hand_made():
 def test_gradients_reach_every_input():
     y_v, y_a, z, z_neg = [t.requires_grad_() for t in _outputs()]
     head = CPPHead(in_channels=8, hidden_channels=16)
-    out = head.loss(y_v, y_a, z, z_neg, make_derangement(4, _gen()),
+    out = head.loss(_av(y_v, y_a, z, z_neg), make_derangement(4, _gen()),
                     generator=_gen())
     (out['loss_cpp_uni'] + out['loss_cpp_multi']).backward()
     for t in (y_v, y_a, z, z_neg):
@@ -166,19 +171,21 @@ def test_contract_errors_and_dtype():
     y_v, y_a, z, z_neg = _outputs()
     head = CPPHead(in_channels=8)
     with pytest.raises(ValueError, match='perm is required'):
-        head.loss(y_v, y_a, z, z_neg)
-    with pytest.raises(ValueError, match='z and z_neg'):
-        head.loss(y_v, y_a, z, perm=make_derangement(4))
+        head.loss(_av(y_v, y_a, z, z_neg), None)
+    with pytest.raises(ValueError, match='z and z_mismatched'):
+        head.loss(_av(y_v, y_a, z), perm=make_derangement(4))
     with pytest.raises(ValueError, match='2T \\+ 2'):
-        head.loss(y_v, y_a, z[:, 1:], z_neg[:, 1:], make_derangement(4))
+        head.loss(_av(y_v, y_a, z[:, 1:], z_neg[:, 1:]), make_derangement(4))
+    with pytest.raises(ValueError, match='2T \\+ 2'):
+        head.loss(_av(y_v, y_a, z[:, 2:], z_neg[:, 2:]), make_derangement(4))
     with pytest.raises(ValueError, match='positions'):
-        head.loss(y_v, y_a, z, z_neg, make_derangement(4),
+        head.loss(_av(y_v, y_a, z, z_neg), make_derangement(4),
                   positions=torch.ones(4, 3, dtype=torch.long))
     multi_only = CPPHead(in_channels=8, classifiers=('multi', ))
-    out = multi_only.loss(z=z, z_neg=z_neg, perm=make_derangement(4))
+    out = multi_only.loss(_av(z=z, z_neg=z_neg), perm=make_derangement(4))
     assert set(out) == {'loss_cpp_multi', 'acc_cpp_multi'}
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        out = head.loss(y_v, y_a, z, z_neg, make_derangement(4))
+        out = head.loss(_av(y_v, y_a, z, z_neg), make_derangement(4))
     assert all(v.dtype == torch.float32 for v in out.values())
 
 
@@ -200,13 +207,17 @@ def test_hidden_layer_learns_correspondence_a_linear_one_cannot():
         gen = _gen(8)
         for _ in range(80):
             y_v, y_a = _correspondence_batch(gen)
-            loss = head.loss(y_v, y_a, generator=gen)['loss_cpp_uni']
+            perm = make_derangement(y_v.shape[0], gen)
+            loss = head.loss(_av(y_v, y_a), perm,
+                             generator=gen)['loss_cpp_uni']
             optim.zero_grad()
             loss.backward()
             optim.step()
         with torch.no_grad():
             y_v, y_a = _correspondence_batch(_gen(99), batch=512)
+            gen = _gen(100)
+            perm = make_derangement(512, gen)
             accuracy[hidden] = head.loss(
-                y_v, y_a, generator=_gen(100))['acc_cpp_uni'].item()
+                _av(y_v, y_a), perm, generator=gen)['acc_cpp_uni'].item()
     assert accuracy[32] > 0.85
     assert accuracy[None] < 0.6

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from avtoolkit.models.heads import MEPHead
-from avtoolkit.models.losses import info_nce
-from avtoolkit.models.structures import strip_multimodal_bos
+from avtoolkit.models.losses import InfoNCELoss, info_nce
+from avtoolkit.models.structures import AVOutputs
 from avtoolkit.models.utils import MaskGenerator, generate_mask
 from avtoolkit.models.samplers import CurrentMiniBatchSampler
 from avtoolkit.registry import MODELS, TASK_UTILS
@@ -28,8 +28,30 @@ def _batch(batch=3, seq_len=10, dim=16, k=6, seed=0, scale=1.0):
     }
     mask = MaskGenerator(ratio=0.3)(batch, seq_len, gen)
     sampler = CurrentMiniBatchSampler(num_negatives=k)
-    neg = {'v': sampler(x_v, gen), 'a': sampler(x_a, gen)}
+    neg = {'v': sampler(x_v, gen).indices, 'a': sampler(x_a, gen).indices}
     return {'v': x_v, 'a': x_a}, preds, mask, neg
+
+
+def _outputs(targets, preds, mask):
+    """AVOutputs holding ``targets`` as x, ``preds`` as the clip outputs.
+
+    The BOS outputs are zeros; ``preds['av']`` (B, 2T, D) fills the clip
+    rows of both halves of z, visual half first.
+    """
+
+    def with_bos(x):
+        return torch.cat([x.new_zeros(x.shape[0], 1, x.shape[2]), x], dim=1)
+
+    out = AVOutputs(x_v=targets.get('v'), x_a=targets.get('a'), mask=mask)
+    if 'v' in preds:
+        out.y_v = with_bos(preds['v'])
+    if 'a' in preds:
+        out.y_a = with_bos(preds['a'])
+    if 'av' in preds:
+        half = preds['av'].shape[1] // 2
+        out.z = torch.cat([with_bos(preds['av'][:, :half]),
+                           with_bos(preds['av'][:, half:])], dim=1)
+    return out
 
 
 def _perfect_head(dim, scale):
@@ -65,12 +87,12 @@ def test_random_embeddings_give_chance_loss():
     """Logits near 0 make every candidate equally likely: log(K + 1)."""
     k = 6
     targets, preds, mask, neg = _batch(k=k, scale=1e-3)
-    out = MEPHead(in_channels=16).loss(targets, preds, mask, neg)
+    out = MEPHead(in_channels=16).loss(_outputs(targets, preds, mask), neg)
     for s in ('v', 'a', 'av'):
         assert out[f'loss_mep_{s}'].item() == pytest.approx(
             math.log(k + 1), abs=1e-3)
     both = MEPHead(in_channels=16, av_negatives='both').loss(
-        targets, preds, mask, neg)
+        _outputs(targets, preds, mask), neg)
     assert both['loss_mep_av'].item() == pytest.approx(
         math.log(2 * k + 1), abs=1e-3)
 
@@ -83,20 +105,20 @@ def test_perfect_predictor_gives_zero_loss():
     x_a = torch.nn.functional.normalize(torch.randn(4, 12, dim,
                                                     generator=gen), dim=-1)
     sampler = CurrentMiniBatchSampler(num_negatives=k)
-    neg = {'v': sampler(x_v, gen), 'a': sampler(x_a, gen)}
+    neg = {'v': sampler(x_v, gen).indices, 'a': sampler(x_a, gen).indices}
     preds = {'v': x_v, 'a': x_a, 'av': torch.cat([x_v, x_a], dim=1)}
     mask = MaskGenerator(ratio=0.5)(4, 12, gen)
     for av_negatives in ('within_modality', 'both'):
         head = _perfect_head(dim, scale=100.0)
         head.av_negatives = av_negatives
-        out = head.loss({'v': x_v, 'a': x_a}, preds, mask, neg)
+        out = head.loss(_outputs({'v': x_v, 'a': x_a}, preds, mask), neg)
         for s in ('v', 'a', 'av'):
             assert out[f'loss_mep_{s}'].item() < 1e-4
             assert out[f'acc_mep_{s}'].item() == 1.0
     # The same head with swapped audio predictions fails on the audio terms.
     swapped = dict(preds, a=x_a.roll(1, dims=1))
-    out = _perfect_head(dim, 100.0).loss({'v': x_v, 'a': x_a}, swapped,
-                                         mask, neg)
+    out = _perfect_head(dim, 100.0).loss(
+        _outputs({'v': x_v, 'a': x_a}, swapped, mask), neg)
     assert out['loss_mep_a'].item() > 1.0
     assert out['acc_mep_a'].item() < 0.5
 
@@ -105,7 +127,7 @@ def test_loss_uses_masked_positions_only():
     targets, preds, mask, neg = _batch()
     head = MEPHead(in_channels=16)
     preds = {s: p.clone().requires_grad_() for s, p in preds.items()}
-    out = head.loss(targets, preds, mask, neg)
+    out = head.loss(_outputs(targets, preds, mask), neg)
     sum(v for k, v in out.items() if k.startswith('loss')).backward()
     for s, m in (('v', mask), ('a', mask), ('av', torch.cat([mask, mask],
                                                               dim=1))):
@@ -115,7 +137,7 @@ def test_loss_uses_masked_positions_only():
     # Changing the predictions at unmasked positions leaves the loss as is.
     changed = {s: p.detach().clone() for s, p in preds.items()}
     changed['v'][~mask] = 123.0
-    again = head.loss(targets, changed, mask, neg)
+    again = head.loss(_outputs(targets, changed, mask), neg)
     assert again['loss_mep_v'].item() == pytest.approx(
         out['loss_mep_v'].item(), rel=1e-6)
 
@@ -126,7 +148,7 @@ def test_gradient_reaches_targets_only_when_not_detached(detach):
     targets = {m: x.clone().requires_grad_() for m, x in targets.items()}
     preds = {s: p.clone().requires_grad_() for s, p in preds.items()}
     head = MEPHead(in_channels=16, detach_targets=detach)
-    out = head.loss(targets, preds, mask, neg)
+    out = head.loss(_outputs(targets, preds, mask), neg)
     sum(v for k, v in out.items() if k.startswith('loss')).backward()
     for p in preds.values():
         assert p.grad is not None and p.grad.abs().sum() > 0
@@ -183,7 +205,7 @@ def test_accuracy_on_hand_made_head_case():
     preds = x.clone()
     preds[0, 1] = torch.tensor([0.0, 0.2, 0.9, 0.0])  # prefers clip 2
     head.streams = ('v', )
-    out = head.loss({'v': x}, {'v': preds}, mask, {'v': neg})
+    out = head.loss(_outputs({'v': x}, {'v': preds}, mask), {'v': neg})
     assert out['acc_mep_v'].item() == pytest.approx(2 / 3)
     logits = torch.tensor([[1.0, 0.0], [0.2, 0.9], [1.0, 0.0]])
     ref = (torch.logsumexp(logits, 1) - logits[:, 0]).mean()
@@ -209,14 +231,15 @@ def test_joint_pool_layout():
 def test_explicit_joint_negatives_override():
     targets, preds, mask, neg = _batch()
     head = MEPHead(in_channels=16)
-    derived = head.loss(targets, preds, mask, neg)
+    outputs = _outputs(targets, preds, mask)
+    derived = head.loss(outputs, neg)
     n_v = targets['v'].shape[0] * targets['v'].shape[1]
     explicit = dict(neg, av=torch.cat([neg['v'], neg['a'] + n_v], dim=1))
-    again = head.loss(targets, preds, mask, explicit)
+    again = head.loss(outputs, explicit)
     assert again['loss_mep_av'].item() == pytest.approx(
         derived['loss_mep_av'].item(), rel=1e-6)
     flipped = dict(neg, av=torch.cat([neg['v'] + n_v, neg['a']], dim=1))
-    other = head.loss(targets, preds, mask, flipped)
+    other = head.loss(outputs, flipped)
     assert other['loss_mep_av'].item() != pytest.approx(
         derived['loss_mep_av'].item(), rel=1e-3)
 
@@ -225,13 +248,14 @@ def test_gathered_pool_matches_local_pool():
     """A pool with other ranks' rows in front and shifted indices."""
     targets, preds, mask, neg = _batch(batch=2, seq_len=5)
     head = MEPHead(in_channels=16)
-    local = head.loss(targets, preds, mask, neg)
+    outputs = _outputs(targets, preds, mask)
+    local = head.loss(outputs, neg)
     extra = 3 * 5  # three sequences of another rank before ours
     gen = _gen(3)
     pools = {m: torch.cat([torch.randn(3, 5, 16, generator=gen), x])
              for m, x in targets.items()}
     shifted = {m: i + extra for m, i in neg.items()}
-    gathered = head.loss(targets, preds, mask, shifted, pools=pools)
+    gathered = head.loss(outputs, shifted, pools=pools)
     for key in local:
         assert gathered[key].item() == pytest.approx(local[key].item(),
                                                      rel=1e-5)
@@ -240,22 +264,24 @@ def test_gathered_pool_matches_local_pool():
 def test_streams_subset_and_shape_checks():
     targets, preds, mask, neg = _batch()
     head = MEPHead(in_channels=16, streams=('v', 'a'))
-    out = head.loss(targets, {'v': preds['v'], 'a': preds['a']}, mask, neg)
+    out = head.loss(_outputs(targets, {'v': preds['v'], 'a': preds['a']},
+                             mask), neg)
     assert set(out) == {'loss_mep_v', 'loss_mep_a', 'acc_mep_v',
                         'acc_mep_a'}
     with pytest.raises(ValueError, match='must all start with'):
-        head.loss(targets, dict(preds, v=preds['v'][:, 1:]), mask, neg)
+        head.loss(_outputs(targets, dict(preds, v=preds['v'][:, 1:]), mask),
+                  neg)
     with pytest.raises(ValueError, match='BoolTensor'):
-        head.loss(targets, preds, mask.long(), neg)
+        head.loss(_outputs(targets, preds, mask.long()), neg)
     with pytest.raises(KeyError):
-        head.loss(targets, {'v': preds['v']}, mask, neg)
+        head.loss(_outputs(targets, {'v': preds['v']}, mask), neg)
 
 
 def test_no_masked_position_gives_connected_zero():
     targets, preds, mask, neg = _batch()
     head = MEPHead(in_channels=16)
     preds = {s: p.clone().requires_grad_() for s, p in preds.items()}
-    out = head.loss(targets, preds, torch.zeros_like(mask), neg)
+    out = head.loss(_outputs(targets, preds, torch.zeros_like(mask)), neg)
     total = sum(v for k, v in out.items() if k.startswith('loss'))
     assert total.item() == 0.0
     total.backward()
@@ -268,17 +294,41 @@ def test_loss_is_float32_under_autocast():
     targets, preds, mask, neg = _batch()
     head = MEPHead(in_channels=16)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        out = head.loss(targets, preds, mask, neg)
+        out = head.loss(_outputs(targets, preds, mask), neg)
     for key, value in out.items():
         assert value.dtype == torch.float32, key
 
 
-def test_strip_multimodal_bos():
+def test_z_clips_drop_the_bos_outputs():
+    """The predictions of the joint stream: AVOutputs.z_clips."""
     seq_len = 3
     z = torch.arange(2 * seq_len + 2).float().view(1, -1, 1)
-    assert strip_multimodal_bos(z).flatten().tolist() == [1, 2, 3, 5, 6, 7]
+    assert AVOutputs(z=z).z_clips.flatten().tolist() == [1, 2, 3, 5, 6, 7]
     with pytest.raises(ValueError):
-        strip_multimodal_bos(torch.zeros(1, 7, 1))
+        AVOutputs(z=torch.zeros(1, 7, 1)).z_clips
+
+
+def test_loss_is_built_from_config_and_adds_no_state():
+    head = MODELS.build(dict(type='MEPHead', in_channels=8,
+                             loss=dict(type='InfoNCELoss')))
+    assert isinstance(head.loss_module, InfoNCELoss)
+    assert isinstance(MEPHead(in_channels=8).loss_module, InfoNCELoss)
+    assert all(k.startswith(('predictors.', 'target_projs.'))
+               for k in head.state_dict())
+    calls = []
+
+    class Recording(InfoNCELoss):
+        def forward(self, *args):
+            calls.append([a.shape for a in args])
+            return super().forward(*args)
+
+    head.loss_module = Recording()
+    targets, preds, mask, neg = _batch(dim=8)
+    head.loss(_outputs(targets, preds, mask), neg)
+    assert len(calls) == 3  # one per stream
+    m = int(mask.sum())
+    assert calls[0][0] == (m, head.proj_channels)
+    assert calls[2][3] == (2 * m, neg['v'].shape[-1])
 
 
 # -- mask generator --------------------------------------------------------

@@ -85,7 +85,8 @@ def test_contract(cfg, batch, seq_len):
         cfg['num_negatives'] = min(k, limit)
     sampler = NEGATIVE_SAMPLERS.build(cfg)
     features = _features(batch, seq_len, dim=8)
-    idx = sampler(features, _gen())
+    idx, pool = sampler(features, _gen())
+    assert pool is features
     expected_k = sampler.num_outputs(n, seq_len)
     assert idx.shape == (batch, seq_len, expected_k)
     assert idx.dtype == torch.long
@@ -142,7 +143,7 @@ def test_similar_prefers_near_and_dissimilar_far():
             sampler = CANSSampler(mode=mode, num_negatives=16,
                                   interval_method=method)
             gen = _gen(3)
-            picks = [sampler(features, gen).reshape(120, -1)
+            picks = [sampler(features, gen).indices.reshape(120, -1)
                      for _ in range(5)]
             share[mode, method] = torch.stack(
                 [near.gather(1, p).float().mean() for p in picks]).mean()
@@ -169,7 +170,7 @@ def test_outside_interval_never_picked(method, interval, mode):
     assert discarded > 0
     gen = _gen(4)
     for _ in range(5):
-        idx = sampler(features, gen).reshape(120, k)
+        idx = sampler(features, gen).indices.reshape(120, k)
         assert inside.gather(1, idx).all()
 
 
@@ -228,7 +229,7 @@ def test_single_draws_match_the_weights():
     draws = 1000
     counts = torch.zeros(8, 8)
     for _ in range(draws):
-        counts.scatter_add_(1, sampler(features, gen).reshape(8, 1),
+        counts.scatter_add_(1, sampler(features, gen).indices.reshape(8, 1),
                             torch.ones(8, 1))
     # Standard deviation of a frequency is about 0.011 here.
     assert (counts / draws - expected).abs().max() < 0.05
@@ -248,7 +249,8 @@ def test_nearest_survivors_drawn_more_often_with_similar():
         sampler = CANSSampler(mode=mode, num_negatives=3)
         gen = _gen(9)
         for _ in range(100):
-            counts[mode].index_add_(0, sampler(features, gen)[0, row],
+            counts[mode].index_add_(0,
+                                    sampler(features, gen).indices[0, row],
                                     torch.ones(3))
     near, far = counts['similar'][nearest], counts['similar'][farthest]
     assert near.sum() > 2 * far.sum()
@@ -263,7 +265,7 @@ def test_positive_never_picked_with_identical_features():
                     CANSSampler(num_negatives=11,
                                 interval_method='percentile'),
                     CurrentMiniBatchSampler(num_negatives=11)):
-        idx = sampler(features, _gen())
+        idx = sampler(features, _gen()).indices
         assert not (idx == _self_index(3, 4)).any()
         assert torch.equal(idx.sort(dim=-1).values.reshape(12, 11)[0],
                            torch.arange(1, 12))
@@ -276,7 +278,7 @@ def test_fewer_candidates_than_k_fill_nearest_to_interval():
     survivors = inside.sum(1)
     assert survivors.max() < k  # every positive needs the fallback
     sampler = CANSSampler(num_negatives=k, interval=0.5)
-    idx = sampler(features, _gen(11)).reshape(40, k).numpy()
+    idx = sampler(features, _gen(11)).indices.reshape(40, k).numpy()
     for i in range(40):
         picked = set(idx[i].tolist())
         assert i not in picked and len(picked) == k
@@ -299,7 +301,7 @@ def test_pool_smaller_than_k_raises_or_repeats():
                                             on_small_pool='repeat'),
                     CurrentSequenceSampler(num_negatives=12,
                                            on_small_pool='repeat')):
-        idx = sampler(features, _gen())
+        idx = sampler(features, _gen()).indices
         assert idx.shape == (1, 10, 12)
         assert not (idx == _self_index(1, 10)).any()
         for i in range(10):
@@ -322,12 +324,12 @@ def test_current_sequence_stays_inside_sequence():
     batch, seq_len = 5, 12
     features = _features(batch, seq_len)
     seq_of = torch.arange(batch).view(batch, 1, 1)
-    everyone = CurrentSequenceSampler()(features)
+    everyone = CurrentSequenceSampler()(features).indices
     assert everyone.shape == (batch, seq_len, seq_len - 1)
     for b, t in [(0, 0), (2, 5), (4, 11)]:
         expected = [b * seq_len + j for j in range(seq_len) if j != t]
         assert everyone[b, t].tolist() == expected
-    some = CurrentSequenceSampler(num_negatives=4)(features, _gen())
+    some = CurrentSequenceSampler(num_negatives=4)(features, _gen()).indices
     for idx in (everyone, some):
         assert (idx // seq_len == seq_of).all()
         assert not (idx == _self_index(batch, seq_len)).any()
@@ -339,7 +341,7 @@ def test_current_minibatch_is_uniform():
     gen = _gen(12)
     counts = torch.zeros(20, 20)
     for _ in range(400):
-        idx = sampler(features, gen).reshape(20, 5)
+        idx = sampler(features, gen).indices.reshape(20, 5)
         counts.scatter_add_(1, idx, torch.ones(20, 5))
     assert (counts.diagonal() == 0).all()
     off = counts[~torch.eye(20, dtype=torch.bool)]
@@ -347,7 +349,7 @@ def test_current_minibatch_is_uniform():
     assert (off - expected).abs().max() < 0.45 * expected
     torch.testing.assert_close(off.reshape(20, 19).mean(1),
                                torch.full((20, ), expected))
-    everyone = CurrentMiniBatchSampler(num_negatives=None)(features)
+    everyone = CurrentMiniBatchSampler(num_negatives=None)(features).indices
     assert everyone[1, 3].tolist() == [j for j in range(20) if j != 13]
 
 
@@ -355,10 +357,10 @@ def test_current_minibatch_is_uniform():
 def test_generator_determinism(cfg):
     sampler = NEGATIVE_SAMPLERS.build(cfg)
     features = _features(4, 30)
-    first = sampler(features, _gen(21))
-    assert torch.equal(first, sampler(features, _gen(21)))
+    first = sampler(features, _gen(21)).indices
+    assert torch.equal(first, sampler(features, _gen(21)).indices)
     if sampler.num_negatives is not None:  # otherwise nothing is random
-        assert not torch.equal(first, sampler(features, _gen(22)))
+        assert not torch.equal(first, sampler(features, _gen(22)).indices)
 
 
 def test_chunked_cans_keeps_invariants():
@@ -367,32 +369,36 @@ def test_chunked_cans_keeps_invariants():
     inside = torch.from_numpy(inside)
     for chunk in (1, 7, 60, 1000):
         sampler = CANSSampler(num_negatives=10, chunk_size=chunk)
-        idx = sampler(features, _gen()).reshape(60, 10)
+        idx = sampler(features, _gen()).indices.reshape(60, 10)
         assert inside.gather(1, idx).all()
         assert not (idx == torch.arange(60).view(60, 1)).any()
-    full = CurrentMiniBatchSampler(num_negatives=None)(features)
+    full = CurrentMiniBatchSampler(num_negatives=None)(features).indices
     chunked = CurrentMiniBatchSampler(num_negatives=None,
-                                      chunk_size=7)(features)
+                                      chunk_size=7)(features).indices
     assert torch.equal(full, chunked)
 
 
 def test_low_precision_and_no_graph():
     features = _features(2, 10, dim=8).requires_grad_()
     for dtype in (torch.float16, torch.bfloat16):
-        idx = CANSSampler(num_negatives=4)(features.to(dtype), _gen())
+        idx = CANSSampler(num_negatives=4)(features.to(dtype),
+                                           _gen()).indices
         assert idx.dtype == torch.long and not idx.requires_grad
-    idx = CANSSampler(num_negatives=4)(features, _gen())
+    idx, pool = CANSSampler(num_negatives=4)(features, _gen())
     assert not idx.requires_grad and features.grad is None
+    # The pool is the features themselves, gradient path included.
+    assert pool is features
 
 
 def test_gather_sequences_is_identity_without_process_group():
     features = _features(2, 5).requires_grad_()
     pool, first = gather_sequences(features)
     assert pool is features and first == 0
-    plain = CANSSampler(num_negatives=4)(features, _gen(5))
-    gathered = CANSSampler(num_negatives=4,
-                           gather_across_ranks=True)(features, _gen(5))
+    plain, plain_pool = CANSSampler(num_negatives=4)(features, _gen(5))
+    gathered, gathered_pool = CANSSampler(
+        num_negatives=4, gather_across_ranks=True)(features, _gen(5))
     assert torch.equal(plain, gathered)
+    assert plain_pool is features and gathered_pool is features
 
 
 _DIST_SCRIPT = textwrap.dedent('''
@@ -422,15 +428,23 @@ _DIST_SCRIPT = textwrap.dedent('''
 
     n_local, n_total = sizes[rank] * T, 5 * T
     own = (first * T + torch.arange(n_local)).view(sizes[rank], T, 1)
-    idx = CANSSampler(num_negatives=12, gather_across_ranks=True)(
+    local.grad = None
+    idx, sampled_pool = CANSSampler(num_negatives=12,
+                                    gather_across_ranks=True)(
         local, torch.Generator().manual_seed(rank))
+    # The sampler returns the pool it gathered; its local rows keep the
+    # gradient path into this rank's features.
+    assert torch.equal(sampled_pool.detach(), everything)
+    (sampled_pool * torch.arange(1., 6.).view(5, 1, 1)).sum().backward()
+    assert torch.equal(local.grad, expected.view(-1, 1, 1).expand_as(local))
     assert idx.shape == (sizes[rank], T, 12)
     assert int(idx.min()) >= 0 and int(idx.max()) < n_total
     assert not (idx == own).any()
     other_rank = (idx < first * T) | (idx >= (first + sizes[rank]) * T)
     assert other_rank.any(), 'the global pool must be used'
 
-    seq = CurrentSequenceSampler(gather_across_ranks=True)(local)
+    seq, seq_pool = CurrentSequenceSampler(gather_across_ranks=True)(local)
+    assert torch.equal(seq_pool.detach(), everything)
     seq_of = (first + torch.arange(sizes[rank])).view(-1, 1, 1)
     assert (seq // T == seq_of).all()
     dist.destroy_process_group()

@@ -4,10 +4,9 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from avtoolkit.models.structures import AVOutputs, strip_multimodal_bos
-from avtoolkit.models.utils import (MaskGenerator, gather_sequences,
-                                    make_derangement)
-from avtoolkit.registry import MODELS, NEGATIVE_SAMPLERS
+from avtoolkit.models.structures import AVOutputs
+from avtoolkit.models.utils import make_derangement
+from avtoolkit.registry import MODELS, NEGATIVE_SAMPLERS, TASK_UTILS
 
 from .avbert_encoder import AVBERTEncoder
 
@@ -32,10 +31,16 @@ class AVBERT(AVBERTEncoder):
        classifier it also runs the multimodal Transformer on the mismatched
        pairs ``[w_v(b) ; w_a(perm[b])]`` in the same batched call, ``perm`` a
        derangement of the batch;
-    4. the sampler draws K negatives per clip from the detached CNN
-       embeddings of the mini-batch (one call per modality);
+    4. the sampler draws K negatives per clip from the CNN embeddings of the
+       mini-batch (one call per modality) and returns the candidate pool it
+       drew them from;
     5. ``mep_head`` returns ``loss_mep_{v,a,av}`` and ``cpp_head``
-       ``loss_cpp_{uni,multi}``, with accuracies ``acc_*``.
+       ``loss_cpp_{uni,multi}``, with accuracies ``acc_*``; both read the
+       :class:`AVOutputs` of step 3.
+
+    The random draws of a step come in this order: mask, ``perm``, the
+    neck's dropout, the visual then audio negatives, the CPP positions.
+    ``perm`` is drawn here only; the heads take it.
 
     mmengine sums every ``loss*`` entry; the paper's balance ``alpha`` is
     ``cpp_head.loss_weight`` (default 1).  Accuracies are logged, not summed.
@@ -47,7 +52,8 @@ class AVBERT(AVBERTEncoder):
         mep_head: config of ``MEPHead``; its ``streams`` must be ones the
             fusion produces (mid: v, a, av; early: av; late: v, a).
         cpp_head: config of ``CPPHead`` or None to train MEP only.
-        mask_generator: arguments of :class:`MaskGenerator` (ratio 0.15,
+        mask_generator: config of a ``TASK_UTILS`` mask generator; the
+            ``type`` defaults to ``'MaskGenerator'`` (ratio 0.15,
             ``mode='fixed'``, at least one masked clip per sequence).
     """
 
@@ -73,7 +79,8 @@ class AVBERT(AVBERTEncoder):
         self.sampler = NEGATIVE_SAMPLERS.build(sampler)
         self.mep_head = MODELS.build(mep_head)
         self.cpp_head = MODELS.build(cpp_head) if cpp_head else None
-        self.mask_generator = MaskGenerator(**(mask_generator or {}))
+        self.mask_generator = TASK_UTILS.build(
+            dict(dict(type='MaskGenerator'), **(mask_generator or {})))
         fusion = self.neck.fusion
         streams, classifiers = _FUSION_OBJECTIVES[fusion]
         extra = set(self.mep_head.streams) - set(streams)
@@ -193,24 +200,14 @@ class AVBERT(AVBERTEncoder):
         """
         losses = self.mep_loss(out)
         if self.cpp_head is not None:
-            losses.update(
-                self.cpp_head.loss(
-                    y_v=out.y_v, y_a=out.y_a, z=out.z,
-                    z_neg=out.z_mismatched, perm=perm))
+            losses.update(self.cpp_head.loss(out, perm))
         return losses
 
     def mep_loss(self, out: AVOutputs) -> Dict[str, Tensor]:
-        """MEP terms of the masked pass ``out`` (negatives drawn here)."""
-        targets = {'v': out.x_v, 'a': out.x_a}
-        negatives = {'v': self.sampler(out.x_v), 'a': self.sampler(out.x_a)}
-        pools = None
-        if self.sampler.gather_across_ranks:
-            pools = {m: gather_sequences(x)[0] for m, x in targets.items()}
-        predictions = {}
-        if out.y_v is not None:
-            predictions['v'] = out.y_v[:, 1:]
-            predictions['a'] = out.y_a[:, 1:]
-        if out.z is not None:
-            predictions['av'] = strip_multimodal_bos(out.z)
-        return self.mep_head.loss(targets, predictions, out.mask, negatives,
-                                  pools)
+        """MEP terms of the masked pass ``out``; the negatives (and the pool
+        they index, gathered across ranks if the sampler does) are drawn
+        here, visual first."""
+        negatives, pools = {}, {}
+        for modality, x in (('v', out.x_v), ('a', out.x_a)):
+            negatives[modality], pools[modality] = self.sampler(x)
+        return self.mep_head.loss(out, negatives, pools)

@@ -1,35 +1,24 @@
 """Correct pair prediction (CPP) head: are audio and visual from one video?
 
-Paper section 2.1, Eq. 7 and appendix B.4.  Two binary classifiers:
+Paper section 2.1, Eq. 7 and appendix B.4.  Two binary classifiers read
+:class:`~avtoolkit.models.structures.AVOutputs`:
 
 * ``'uni'`` scores pairs of unimodal Transformer outputs ``[y_v ; y_a]``;
 * ``'multi'`` scores pairs of multimodal Transformer outputs
   ``[z_v ; z_a]``.
 
-Each classifier sees the summary pair (the BOS outputs, ``[y_v0 ; y_a0]``
-resp. ``[z_v0 ; z_a0]``) and the pairs at ``num_positions`` random clip
-positions ``t in [1, T]`` (``[y_vt ; y_at]`` resp. ``[z_vt ; z_at]``), and its
-loss is ``BCE(summary pairs) + BCE(position pairs)``, each the mean over its
-pairs (the two terms of Eq. 7).  Matched pairs (label 1) come from the same
-video; mismatched pairs (label 0) pair the visual side of video ``b`` with the
-audio side of video ``perm[b]``, ``perm`` a derangement of the batch
-(:func:`make_derangement`), so there are as many mismatched as matched pairs
-and no video is paired with itself.
-
-Contract with the algorithm (the head cannot run the Transformers):
-
-1. draw ``perm = make_derangement(B, generator)``;
-2. run the unimodal Transformers once, giving ``y_v``, ``y_a``;
-3. run the multimodal Transformer ONCE on the batch concatenation of the
-   matched inputs ``[w_v(b) ; w_a(b)]`` and the mismatched inputs
-   ``[w_v(b) ; w_a(perm[b])]`` (``2B`` sequences), and split the output into
-   ``z`` (first ``B``) and ``z_neg`` (last ``B``);
-4. call ``loss(y_v, y_a, z, z_neg, perm)``.  The unimodal mismatched pairs
-   are formed here from ``y_v`` and ``y_a[perm]``: the unimodal Transformers
-   see one modality each, so pairing their outputs needs no extra pass.
-
-At a position ``t`` a mismatched pair uses the same ``t`` on both sides, so
-the two classes differ in the videos only, never in the time index.
+Each classifier sees the summary pair (the BOS outputs) and the pairs at
+``num_positions`` random clip positions ``t in [1, T]``, and its loss is
+``BCE(summary pairs) + BCE(position pairs)``, each the mean over its pairs
+(the two terms of Eq. 7).  Matched pairs (label 1) come from the same video;
+mismatched pairs (label 0) pair the visual side of video ``b`` with the audio
+side of video ``perm[b]``, ``perm`` a derangement of the batch drawn by the
+algorithm, so there are as many mismatched as matched pairs.  The multimodal
+mismatched pairs are the halves of ``outputs.mismatched`` (the neck ran the
+multimodal Transformer on ``[w_v(b) ; w_a(perm[b])]``); the unimodal ones are
+formed here from ``y_v`` and ``y_a[perm]``, as the unimodal Transformers see
+one modality each.  At a position ``t`` both sides use the same ``t``, so the
+two classes differ in the videos only.
 """
 from typing import Dict, Optional, Tuple
 
@@ -38,8 +27,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from avtoolkit.models.utils.pairing import (make_derangement,
-                                            sample_positions)
+from avtoolkit.models.structures import AVOutputs
+from avtoolkit.models.utils.pairing import sample_positions
 from avtoolkit.registry import MODELS
 
 __all__ = ['CPPHead']
@@ -140,34 +129,27 @@ class CPPHead(BaseModule):
         return loss, acc
 
     def loss(self,
-             y_v: Optional[Tensor] = None,
-             y_a: Optional[Tensor] = None,
-             z: Optional[Tensor] = None,
-             z_neg: Optional[Tensor] = None,
-             perm: Optional[Tensor] = None,
+             outputs: AVOutputs,
+             perm: Tensor,
              positions: Optional[Tensor] = None,
              generator: Optional[torch.Generator] = None
              ) -> Dict[str, Tensor]:
-        """CPP losses and accuracies (see the module docstring's contract).
+        """CPP losses and accuracies (B sequences of T clips, width D).
 
         Args:
-            y_v, y_a: unimodal Transformer outputs, ``Tensor[B, T + 1, D]``
-                each, BOS first (needed by ``'uni'``).
-            z: multimodal output on the matched inputs, ``Tensor[B, 2T + 2,
-                D]`` = ``[z_v0 .. z_vT ; z_a0 .. z_aT]`` (needed by
-                ``'multi'``).
-            z_neg: multimodal output on the mismatched inputs ``[w_v(b) ;
-                w_a(perm[b])]``, ``Tensor[B, 2T + 2, D]`` (needed by
-                ``'multi'``).
-            perm: ``LongTensor[B]``, the derangement used for ``z_neg``; it
-                also forms the unimodal mismatched pairs ``[y_v ;
-                y_a[perm]]``.  Drawn here when ``None``, which is only
-                consistent if ``'multi'`` is not computed.
-            positions: ``LongTensor[B, num_positions]`` in ``[1, T]``; drawn
-                with :func:`sample_positions` when ``None``.  Matched and
-                mismatched pairs of sequence ``b`` use the same positions, and
-                both classifiers use them.
-            generator: optional generator for ``perm`` and ``positions``.
+            outputs: ``'uni'`` reads ``y_v``, ``y_a`` (Tensor[B, T+1, D]);
+                ``'multi'`` reads the halves ``z_v``, ``z_a`` of ``z`` and
+                of ``z_mismatched`` (``outputs.mismatched``), each
+                Tensor[B, T+1, D].
+            perm: LongTensor[B], the derangement of the batch that forms the
+                mismatched pairs (``[y_v ; y_a[perm]]``, and the one the
+                neck used for ``z_mismatched``).  Required: the algorithm
+                draws it (``AVBERT.sample_step``).
+            positions: LongTensor[B, num_positions] in ``[1, T]``; drawn with
+                :func:`sample_positions` when None.  Matched and mismatched
+                pairs of sequence ``b`` use the same positions, and both
+                classifiers use them.
+            generator: optional generator for ``positions``.
 
         Returns:
             ``loss_cpp_uni``/``loss_cpp_multi`` (float32 scalars,
@@ -176,25 +158,41 @@ class CPPHead(BaseModule):
             positions, classified right: logit > 0 means "same video"), for
             the classifiers of the head.
         """
-        ref = y_v if 'uni' in self.classifiers else z
-        if ref is None:
-            raise ValueError("the 'uni' classifier needs y_v and y_a, the "
-                             "'multi' classifier z and z_neg")
-        batch = ref.shape[0]
-        seq_len = ref.shape[1] - 1 if ref is y_v else ref.shape[1] // 2 - 1
-        if 'multi' in self.classifiers:
-            if z is None or z_neg is None:
-                raise ValueError("the 'multi' classifier needs z and z_neg")
-            if z.shape != z_neg.shape or z.shape[1] != 2 * seq_len + 2:
-                raise ValueError(
-                    f'z {tuple(z.shape)} and z_neg {tuple(z_neg.shape)} must '
-                    f'both be [B, 2T + 2, D] with T = {seq_len}')
-            if perm is None:
-                raise ValueError("perm is required with the 'multi' "
-                                 'classifier: it must be the derangement '
-                                 'that produced z_neg')
         if perm is None:
-            perm = make_derangement(batch, generator, ref.device)
+            raise ValueError(
+                'perm is required: pass the derangement of the batch '
+                '(LongTensor[B]) that forms the mismatched pairs, the one '
+                'the neck got as mismatch_perm (AVBERT.sample_step draws it)')
+        pairs = {}
+        if 'uni' in self.classifiers:
+            if outputs.y_v is None or outputs.y_a is None:
+                raise ValueError("the 'uni' classifier needs y_v and y_a")
+            pairs['uni'] = (outputs.y_v, outputs.y_a)
+        if 'multi' in self.classifiers:
+            mismatched = outputs.mismatched
+            if outputs.z is None or mismatched is None:
+                raise ValueError("the 'multi' classifier needs z and "
+                                 'z_mismatched (run the neck with '
+                                 'mismatch_perm=perm)')
+            if outputs.z.shape != outputs.z_mismatched.shape:
+                raise ValueError(
+                    f'z {tuple(outputs.z.shape)} and z_mismatched '
+                    f'{tuple(outputs.z_mismatched.shape)} must both be '
+                    '[B, 2T + 2, D]')
+            pairs['multi'] = (outputs.z_v, outputs.z_a, mismatched.z_v,
+                              mismatched.z_a)
+        ref = next(iter(pairs.values()))[0]
+        batch, seq_len = ref.shape[0], outputs.num_clips
+        for name, sides in pairs.items():
+            for side in sides:
+                if side is None or tuple(side.shape[:2]) != (batch,
+                                                             seq_len + 1):
+                    what = ('y_v and y_a' if name == 'uni' else
+                            'z and z_mismatched')
+                    size = '[B, T + 1, D]' if name == 'uni' else \
+                        '[B, 2T + 2, D]'
+                    raise ValueError(f'{what} must both be {size} with '
+                                     f'B = {batch}, T = {seq_len}')
         if positions is None:
             positions = sample_positions(batch, seq_len, self.num_positions,
                                          generator, ref.device)
@@ -205,19 +203,17 @@ class CPPHead(BaseModule):
         perm = perm.to(ref.device)
         positions = positions.to(ref.device)
         out = {}
-        if 'uni' in self.classifiers:
-            if y_a is None or y_a.shape != y_v.shape:
-                raise ValueError('y_v and y_a must both be [B, T + 1, D]')
+        if 'uni' in pairs:
+            y_v, y_a = pairs['uni']
             matched = self._pairs(y_v, y_a, positions)
             mismatched = self._pairs(y_v, y_a[perm], positions)
             loss, acc = self._classify('uni', matched, mismatched)
             out['loss_cpp_uni'] = loss * self.loss_weight
             out['acc_cpp_uni'] = acc.detach()
-        if 'multi' in self.classifiers:
-            half = seq_len + 1
-            matched = self._pairs(z[:, :half], z[:, half:], positions)
-            mismatched = self._pairs(z_neg[:, :half], z_neg[:, half:],
-                                     positions)
+        if 'multi' in pairs:
+            z_v, z_a, neg_v, neg_a = pairs['multi']
+            matched = self._pairs(z_v, z_a, positions)
+            mismatched = self._pairs(neg_v, neg_a, positions)
             loss, acc = self._classify('multi', matched, mismatched)
             out['loss_cpp_multi'] = loss * self.loss_weight
             out['acc_cpp_multi'] = acc.detach()

@@ -3,38 +3,24 @@
 Paper section 2.1, Eqs. 4-6.  For a Transformer output ``o_t`` at a masked
 position ``t`` and the CNN embedding ``x_t`` that was masked there, the
 compatibility is ``I(x, o_t) = exp(FFN(o_t)^T W_I x)`` with a two-layer GELU
-network ``FFN: D -> H -> P`` and ``W_I in R^{P x D_x}`` (``P = 256``); the loss
-is the cross-entropy of picking ``x_t`` among ``{x_t} + {x_j : j in neg(t)}``.
-The head keeps one ``(FFN, W_I)`` pair per Transformer output stream:
+network ``FFN: D -> H -> P`` and ``W_I in R^{P x D_x}``; the loss (built from
+the ``loss`` config, :class:`~avtoolkit.models.losses.InfoNCELoss`) is the
+cross-entropy of picking ``x_t`` among ``{x_t} + {x_j : j in neg(t)}``.  One
+``(FFN, W_I)`` pair per stream of :class:`~avtoolkit.models.structures.
+AVOutputs`:
 
-* ``'v'``: visual Transformer outputs ``y_v`` against visual targets ``x_v``;
-* ``'a'``: audio Transformer outputs ``y_a`` against audio targets ``x_a``;
-* ``'av'``: multimodal Transformer outputs ``z`` against the joint pool of
-  visual and audio targets.
+* ``'v'``: ``y_v`` against the visual targets ``x_v``;
+* ``'a'``: ``y_a`` against the audio targets ``x_a``;
+* ``'av'``: the ``2T`` clip outputs of ``z`` (``AVOutputs.z_clips``, visual
+  half first) against the joint pool: the flattened visual pool, then the
+  flattened audio pool (row ``N_v + i`` is audio row ``i``).
 
 ``L_MEP = L_NCE(x_a, y_a) + L_NCE(x_v, y_v) + L_NCE([x_a; x_v], z)`` is
-returned as three terms, ``loss_mep_v``, ``loss_mep_a``, ``loss_mep_av``
-(mmengine sums every ``loss*`` entry), each the mean over the masked
-positions of its stream.
-
-Joint ('av') term.  Its predictions are the ``2T`` non-BOS outputs of the
-multimodal Transformer, visual half first (``z_1..z_T`` then
-``z_{T+2}..z_{2T+1}``, see :func:`strip_multimodal_bos`), and its mask is the
-MEP mask repeated for both halves.  Its target pool is the flattened visual
-pool followed by the flattened audio pool, ``N_v + N_a`` rows: visual clip
-``(b, t)`` is row ``b*T + t`` and audio clip ``(b, t)`` is row
-``N_v + b*T + t``.  Unless the caller passes explicit joint negatives, they
-are derived from the per-modality sampler indices (``av_negatives``):
-
-* ``'within_modality'`` (default): a visual prediction is contrasted with
-  the visual sampler's negatives, an audio prediction with the audio
-  sampler's (shifted by ``N_v``); ``K_v`` must equal ``K_a``.  Cross-modal
-  negatives would differ from the positive by modality alone, which the
-  separately trained CNNs make trivially visible, so they would add little
-  but cost;
-* ``'both'``: each prediction gets its own modality's ``K`` negatives
-  followed by the other modality's ``K'`` negatives of the same clip
-  position, ``K + K'`` in all.
+returned as ``loss_mep_v``, ``loss_mep_a``, ``loss_mep_av``, each the mean
+over the masked positions of its stream.  The joint negatives derive from the
+per-modality ones (``av_negatives``): ``'within_modality'`` (a visual
+prediction gets the visual negatives, an audio one the audio negatives) or
+``'both'`` (its own modality's, then the other modality's at the same clip).
 """
 from typing import Dict, Optional, Tuple
 
@@ -42,12 +28,16 @@ import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from avtoolkit.models.losses import info_nce
+from avtoolkit.models.structures import AVOutputs
 from avtoolkit.registry import MODELS
 
 __all__ = ['MEPHead']
 
 _STREAMS = ('v', 'a', 'av')
+# The AVOutputs fields each stream predicts from (BOS dropped) and the target
+# modalities it scores against.
+_PREDICTIONS = {'v': 'y_v_clips', 'a': 'y_a_clips', 'av': 'z_clips'}
+_TARGETS = {'v': 'x_v', 'a': 'x_a'}
 
 
 class _Predictor(nn.Module):
@@ -87,7 +77,10 @@ class MEPHead(BaseModule):
             embeddings fed to the Transformers are unaffected.
         av_negatives: ``'within_modality'`` (default) or ``'both'``; how the
             joint term's negatives derive from the per-modality ones (module
-            docstring).
+            docstring).  ``'within_modality'`` needs ``K_v == K_a``.
+        loss: config of the contrastive loss (default
+            ``dict(type='InfoNCELoss')``); called as ``loss(queries,
+            positives, pool, negatives) -> (loss, correct)``.
         loss_weight: factor on every loss term (default 1.0).
         init_cfg: mmengine initialisation config (default ``None``: PyTorch's
             default ``nn.Linear`` initialisation).
@@ -101,6 +94,7 @@ class MEPHead(BaseModule):
                  streams: Tuple[str, ...] = _STREAMS,
                  detach_targets: bool = True,
                  av_negatives: str = 'within_modality',
+                 loss: Optional[dict] = None,
                  loss_weight: float = 1.0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
@@ -128,6 +122,8 @@ class MEPHead(BaseModule):
             s: nn.Linear(self.target_channels, proj_channels, bias=False)
             for s in streams
         })
+        # Parameter-free: adds nothing to the state dict.
+        self.loss_module = MODELS.build(loss or dict(type='InfoNCELoss'))
 
     def _joint_negatives(self, neg: Dict[str, Tensor],
                          n_visual: int) -> Tensor:
@@ -138,7 +134,7 @@ class MEPHead(BaseModule):
                 raise ValueError(
                     "av_negatives='within_modality' needs as many visual as "
                     f'audio negatives, got {neg_v.shape[-1]} and '
-                    f'{neg_a.shape[-1]}; pass neg_indices["av"] or use '
+                    f'{neg_a.shape[-1]}; pass negatives["av"] or use '
                     "av_negatives='both'.")
             return torch.cat([neg_v, neg_a], dim=1)
         return torch.cat([
@@ -149,7 +145,7 @@ class MEPHead(BaseModule):
     def _stream_loss(self, stream: str, pred: Tensor, mask: Tensor,
                      positives: Tensor, pool: Tensor,
                      negatives: Tensor) -> Tuple[Tensor, Tensor]:
-        """One InfoNCE term over the masked positions of one stream.
+        """One loss term over the masked positions of one stream.
 
         Shapes: ``pred [B, L, D]``, ``mask [B, L]``, ``positives [B, L, D_x]``,
         ``pool [N, D_x]``, ``negatives [B, L, K]``.
@@ -169,44 +165,39 @@ class MEPHead(BaseModule):
         proj = self.target_projs[stream]
         pos = proj(positives.reshape(-1, positives.shape[-1])[sel])
         neg = negatives.reshape(-1, negatives.shape[-1])[sel]
-        loss, correct = info_nce(queries, pos, proj(pool), neg)
+        loss, correct = self.loss_module(queries, pos, proj(pool), neg)
         return loss, correct.float().mean()
 
     @staticmethod
     def _flat_pool(x: Tensor, channels: int) -> Tensor:
         return x.reshape(-1, channels)
 
+    def _read(self, outputs: AVOutputs, field: str, stream: str) -> Tensor:
+        value = getattr(outputs, field)
+        if value is None:
+            raise KeyError(f'MEP stream {stream!r} needs outputs.{field}, '
+                           'which is None')
+        return value
+
     def loss(self,
-             targets: Dict[str, Tensor],
-             predictions: Dict[str, Tensor],
-             mask: Tensor,
-             neg_indices: Dict[str, Tensor],
+             outputs: AVOutputs,
+             negatives: Dict[str, Tensor],
              pools: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
-        """The MEP loss terms and accuracies.
+        """The MEP loss terms and accuracies (B sequences of T clips).
 
         Args:
-            targets: CNN embeddings of the local batch, ``{'v': x_v, 'a':
-                x_a}``, each ``Tensor[B, T, D_x]`` (the unmasked embeddings:
-                the positive of a masked position is the clip that was hidden).
-                The modalities needed by ``streams`` must be present (both for
-                ``'av'``).
-            predictions: Transformer outputs at positions ``1..T`` (BOS
-                excluded): ``'v'``: ``y_v[:, 1:]`` and ``'a'``: ``y_a[:, 1:]``,
-                each ``Tensor[B, T, D]``; ``'av'``: ``Tensor[B, 2T, D]``, the
-                output of :func:`strip_multimodal_bos`.  One entry per stream
-                of the head.
-            mask: ``BoolTensor[B, T]``, the masked positions (shared by both
-                modalities); the loss is computed there only.
-            neg_indices: sampler outputs ``{'v': LongTensor[B, T, K_v], 'a':
-                LongTensor[B, T, K_a]}`` indexing the flattened pool of their
-                modality, and optionally ``'av'``: ``LongTensor[B, 2T, K]``
-                indexing the joint pool (module docstring) to override
-                ``av_negatives``.
-            pools: the target pools the indices refer to, ``{'v': ..., 'a':
-                ...}``, each ``Tensor[B_pool, T, D_x]`` or ``Tensor[N, D_x]``.
-                Default: ``targets`` (a sampler without
-                ``gather_across_ranks``).  With a gathering sampler pass
-                ``gather_sequences(x)[0]`` per modality.
+            outputs: the masked pass.  Reads ``mask`` (BoolTensor[B, T]),
+                the targets ``x_v``/``x_a`` (Tensor[B, T, D_x], unmasked: the
+                positive of a masked clip is the embedding that was hidden)
+                and the predictions ``y_v_clips``/``y_a_clips`` (Tensor[B, T,
+                D]) and ``z_clips`` (Tensor[B, 2T, D]) of the head's streams.
+            negatives: sampler indices ``{'v': LongTensor[B, T, K_v], 'a':
+                LongTensor[B, T, K_a]}`` into the flattened pools, and
+                optionally ``'av'``: ``LongTensor[B, 2T, K]`` into the joint
+                pool (overrides ``av_negatives``).
+            pools: the pools the indices refer to, ``{'v': ..., 'a': ...}``,
+                each Tensor[B_pool, T, D_x] or Tensor[N, D_x]: what the
+                sampler returned.  Default: ``x_v``, ``x_a`` (a local pool).
 
         Returns:
             ``loss_mep_<s>`` (float32 scalar, ``loss_weight`` applied) and
@@ -215,41 +206,47 @@ class MEPHead(BaseModule):
             position a stream's loss is a zero that still reaches every
             parameter of the head, and its accuracy is 0.
         """
-        if mask.dim() != 2 or mask.dtype != torch.bool:
-            raise ValueError('mask must be BoolTensor[B, T], got '
-                             f'{mask.dtype} of shape {tuple(mask.shape)}')
-        pools = dict(targets) if pools is None else pools
+        mask = outputs.mask
+        if not isinstance(mask, Tensor) or mask.dim() != 2 or \
+                mask.dtype != torch.bool:
+            got = (f'{mask.dtype} of shape {tuple(mask.shape)}'
+                   if isinstance(mask, Tensor) else repr(mask))
+            raise ValueError(f'outputs.mask must be BoolTensor[B, T], got '
+                             f'{got}')
+        modalities = [m for m in ('v', 'a')
+                      if m in self.streams or 'av' in self.streams]
+        targets = {m: self._read(outputs, _TARGETS[m], m) for m in modalities}
+        if pools is None:
+            pools = targets
         out = {}
         for s in self.streams:
-            if s not in predictions:
-                raise KeyError(f'predictions has no entry for stream {s!r}')
-            pred = predictions[s]
+            pred = self._read(outputs, _PREDICTIONS[s], s)
             if s == 'av':
                 pos = torch.cat([targets['v'], targets['a']], dim=1)
                 pool_v = self._flat_pool(pools['v'], pos.shape[-1])
                 pool_a = self._flat_pool(pools['a'], pos.shape[-1])
                 pool = torch.cat([pool_v, pool_a], dim=0)
                 stream_mask = torch.cat([mask, mask], dim=1)
-                negatives = neg_indices.get('av')
-                if negatives is None:
-                    negatives = self._joint_negatives(neg_indices,
-                                                      pool_v.shape[0])
+                stream_negatives = negatives.get('av')
+                if stream_negatives is None:
+                    stream_negatives = self._joint_negatives(
+                        negatives, pool_v.shape[0])
             else:
                 pos = targets[s]
                 pool = self._flat_pool(pools[s], pos.shape[-1])
                 stream_mask = mask
-                negatives = neg_indices[s]
+                stream_negatives = negatives[s]
             expected = tuple(stream_mask.shape)
             if (pred.dim() != 3 or tuple(pred.shape[:2]) != expected
                     or tuple(pos.shape[:2]) != expected
-                    or tuple(negatives.shape[:2]) != expected):
+                    or tuple(stream_negatives.shape[:2]) != expected):
                 raise ValueError(
                     f'stream {s!r}: predictions {tuple(pred.shape)}, targets '
                     f'{tuple(pos.shape)} and negatives '
-                    f'{tuple(negatives.shape)} must all start with '
+                    f'{tuple(stream_negatives.shape)} must all start with '
                     f'{expected}')
             loss, acc = self._stream_loss(s, pred, stream_mask, pos, pool,
-                                          negatives)
+                                          stream_negatives)
             out[f'loss_mep_{s}'] = loss * self.loss_weight
             out[f'acc_mep_{s}'] = acc.detach()
         return out

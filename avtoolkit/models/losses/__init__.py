@@ -1,3 +1,4 @@
-from .info_nce import info_nce
+# Modules of this family are imported here so that they register.
+from .info_nce import InfoNCELoss, info_nce
 
-__all__ = ['info_nce']
+__all__ = ['InfoNCELoss', 'info_nce']

@@ -1,15 +1,19 @@
-"""InfoNCE with explicit negatives (the loss of masked embedding prediction).
+"""InfoNCE with explicit negatives, the loss of masked embedding prediction.
 
 Paper section 2.1, Eqs. 4-5: the cross-entropy of picking the positive among
 the positive and its ``K`` negatives, with compatibilities given as dot
-products of projected queries and targets.
+products of projected queries and targets.  :func:`info_nce` is the
+function; :class:`InfoNCELoss` the registered, parameter-free module that
+:class:`~avtoolkit.models.heads.MEPHead` builds from its ``loss`` config.
 """
 from typing import Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ['info_nce']
+from avtoolkit.registry import MODELS
+
+__all__ = ['info_nce', 'InfoNCELoss']
 
 
 def info_nce(queries: Tensor, positives: Tensor, pool: Tensor,
@@ -41,3 +45,16 @@ def info_nce(queries: Tensor, positives: Tensor, pool: Tensor,
         loss = torch.logsumexp(logits, dim=1) - logits[:, 0]
         correct = (pos_logit > neg_logit).all(dim=1)
     return loss.mean(), correct
+
+
+@MODELS.register_module()
+class InfoNCELoss(nn.Module):
+    """:func:`info_nce` as a module (no parameters, no state-dict entries).
+
+    ``forward(queries, positives, pool, negatives)`` takes and returns what
+    :func:`info_nce` does.
+    """
+
+    def forward(self, queries: Tensor, positives: Tensor, pool: Tensor,
+                negatives: Tensor) -> Tuple[Tensor, Tensor]:
+        return info_nce(queries, positives, pool, negatives)

@@ -317,11 +317,20 @@ class SharedLowRankTransformer(BaseModule):
             i = j
         return runs
 
-    def _multimodal_input(self, halves: Dict[str, Tensor]) -> Tensor:
-        """(B, H(T+1), D) ``[w_v ; w_a]`` from the H present halves."""
+    def _multimodal_input(self, halves: Dict[str, Tensor],
+                          mismatch_perm: Optional[Tensor] = None) -> Tensor:
+        """(B, H(T+1), D) ``[w_v ; w_a]`` from the H present halves; with
+        ``mismatch_perm`` followed (batch dimension, 2B in all) by the
+        mismatched ``[w_v(b) ; w_a(perm[b])]``."""
         embed = self.embeddings['multimodal']
         parts = [embed(y, _MODALITY_INDEX[m]) for m, y in halves.items()]
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        w = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        if mismatch_perm is None:
+            return w
+        # The multimodal embedding is per token, so permuting the embedded
+        # audio half equals embedding the permuted y_a.
+        visual, audio = parts
+        return torch.cat([w, torch.cat([visual, audio[mismatch_perm]], dim=1)])
 
     # ---------------------------------------------------------------- forward
     def forward(self,
@@ -411,18 +420,11 @@ class SharedLowRankTransformer(BaseModule):
 
         if mm_runs:
             key, groups, _, _ = mm_runs[0]
-            w = self._multimodal_input(unimodal)
+            w = self._multimodal_input(unimodal, mismatch_perm)
             mm_pad = None
             if seq_pad is not None:
                 mm_pad = torch.cat([seq_pad] * len(modalities), dim=1)
             if mismatch_perm is not None:
-                # The multimodal embedding is per token, so permuting the
-                # embedded audio half equals embedding the permuted y_a.
-                w = torch.cat([
-                    w,
-                    torch.cat([w[:, :seq_len], w[mismatch_perm, seq_len:]],
-                              dim=1)
-                ])
                 if mm_pad is not None:
                     mm_pad = torch.cat([
                         mm_pad,

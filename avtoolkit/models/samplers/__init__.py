@@ -1,9 +1,9 @@
 # Modules of this family are imported here so that they register.
 from .negative_samplers import (BaseNegativeSampler, CANSSampler,
                                 CurrentMiniBatchSampler,
-                                CurrentSequenceSampler)
+                                CurrentSequenceSampler, SampledNegatives)
 
 __all__ = [
-    'BaseNegativeSampler', 'CANSSampler', 'CurrentSequenceSampler',
-    'CurrentMiniBatchSampler'
+    'SampledNegatives', 'BaseNegativeSampler', 'CANSSampler',
+    'CurrentSequenceSampler', 'CurrentMiniBatchSampler'
 ]

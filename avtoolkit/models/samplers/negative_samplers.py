@@ -2,28 +2,27 @@
 
 Every sampler is a plain callable with one contract::
 
-    indices = sampler(features, generator=None)
+    indices, pool = sampler(features, generator=None)
 
 * ``features``: ``Tensor[B, T, D]``, the CNN embeddings of a mini-batch of
-  ``B`` sequences of ``T`` clips.  They are only *read*: the sampler detaches
-  them and runs under ``torch.no_grad``.
+  ``B`` sequences of ``T`` clips.  The draw only *reads* them (detached,
+  under ``torch.no_grad``).
 * ``generator``: optional ``torch.Generator``; with one, the draw is a pure
   function of the generator's state (otherwise torch's global RNG is used).  A
   generator on another device than ``features`` is honoured, at the price of
   one host/device copy of the random numbers.
+* ``pool``: ``Tensor[B_pool, T, D]``, the candidates: ``features`` itself,
+  or with ``gather_across_ranks`` the features of every rank in rank order
+  (:func:`~avtoolkit.models.utils.gather_sequences`; the local rows *are*
+  ``features``, so a loss on the pool back-propagates into them).
 * ``indices``: ``LongTensor[B, T, K]`` on the device of ``features``.  Entry
   ``indices[b, t]`` lists the ``K`` negatives of the positive ``(b, t)`` as
-  rows of the *flattened pool* ``pool.reshape(-1, D)``, where row
-  ``b * T + t`` holds clip ``t`` of sequence ``b``.  A positive is never its
-  own negative and, unless ``on_small_pool='repeat'`` had to be used, the
-  ``K`` negatives of one positive are distinct.
+  rows of ``pool.reshape(-1, D)``, where row ``b' * T + t'`` holds clip
+  ``t'`` of pool sequence ``b'``.  A positive is never its own negative and,
+  unless ``on_small_pool='repeat'`` had to be used, the ``K`` negatives of
+  one positive are distinct.
 
-Without ``gather_across_ranks`` the pool is ``features`` itself.  With it (and
-an initialised process group of several ranks) the pool is the concatenation,
-in rank order, of the features of every rank (see :func:`gather_sequences`),
-and ``indices`` point into that global pool: the caller must then build its
-target pool with :func:`gather_sequences` too, which keeps the gradient path
-of the local part.
+The pool is gathered here, once: the caller scores the returned pool.
 
 The work is vectorised over positives; a Python loop runs only over row
 chunks of ``chunk_size`` positives, a knob that bounds the ``chunk x pool``
@@ -39,7 +38,7 @@ Samplers (paper section 2.1 "Negative sampling" and section 3.1):
 * :class:`CurrentMiniBatchSampler`: negatives from the whole mini-batch.
 """
 from statistics import NormalDist
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -48,8 +47,8 @@ from avtoolkit.models.utils.dist import gather_sequences
 from avtoolkit.registry import NEGATIVE_SAMPLERS
 
 __all__ = [
-    'BaseNegativeSampler', 'CANSSampler', 'CurrentSequenceSampler',
-    'CurrentMiniBatchSampler'
+    'SampledNegatives', 'BaseNegativeSampler', 'CANSSampler',
+    'CurrentSequenceSampler', 'CurrentMiniBatchSampler'
 ]
 
 # Scale of the keys of candidates that are only used when too few candidates
@@ -75,6 +74,13 @@ def _gumbel(shape, device, generator: Optional[torch.Generator]) -> Tensor:
     return u.log_().neg_().log_().neg_()
 
 
+class SampledNegatives(NamedTuple):
+    """What a sampler returns (see the module docstring)."""
+
+    indices: Tensor  # LongTensor[B, T, K], rows of pool.reshape(-1, D)
+    pool: Tensor  # Tensor[B_pool, T, D], the local rows keep their gradient
+
+
 class BaseNegativeSampler:
     """Common plumbing: validation, pooling across ranks, chunking.
 
@@ -83,11 +89,12 @@ class BaseNegativeSampler:
     Args:
         num_negatives: ``K``, the number of negatives per positive.  ``None``
             is allowed by the baselines only (all candidates).
-        gather_across_ranks: sample from the pool of every data-parallel rank
-            (see the module docstring).  Default ``False``: the paper does not
-            say whether its mini-batch pool was global, and a local pool needs
-            no communication.  When ``True`` a call is a collective operation:
-            every rank must call the sampler, in the same order.
+        gather_across_ranks: sample from, and return, the pool of every
+            data-parallel rank (see the module docstring).  Default
+            ``False``: the paper does not say whether its mini-batch pool was
+            global, and a local pool needs no communication.  When ``True``
+            a call is a collective operation: every rank must call the
+            sampler, in the same order.
         chunk_size: number of positives processed at once; ``None`` = all.
             Bounds the ``chunk x pool`` temporaries.  Results are valid for any
             chunk size but, for the same generator state, not identical across
@@ -121,7 +128,8 @@ class BaseNegativeSampler:
     # -- public -----------------------------------------------------------
     def __call__(self,
                  features: Tensor,
-                 generator: Optional[torch.Generator] = None) -> Tensor:
+                 generator: Optional[torch.Generator] = None
+                 ) -> SampledNegatives:
         """Sample negatives; see the module docstring for the contract.
 
         Args:
@@ -129,36 +137,46 @@ class BaseNegativeSampler:
             generator: optional ``torch.Generator``.
 
         Returns:
-            ``LongTensor[B, T, K]`` of rows of the flattened pool.
+            ``(indices, pool)``: ``LongTensor[B, T, K]`` of rows of the
+            flattened ``pool``, and ``pool`` (``Tensor[B_pool, T, D]``).
         """
         if features.dim() != 3:
             raise ValueError('features must be Tensor[B, T, D], got shape '
                              f'{tuple(features.shape)}')
+        # Gathered outside no_grad: the local rows of the pool keep the
+        # gradient path of ``features``.
+        if self.gather_across_ranks:
+            pool, first = gather_sequences(features)
+        else:
+            pool, first = features, 0
         with torch.no_grad():
-            local = features.detach()
-            if self.gather_across_ranks:
-                pool, first = gather_sequences(local)
-            else:
-                pool, first = local, 0
-            batch, seq_len, _ = local.shape
-            n_query = batch * seq_len
-            n_pool = pool.shape[0] * seq_len
-            if n_query == 0:
-                k = max(0, self.num_outputs(n_pool, seq_len))
-                return torch.empty((batch, seq_len, k), dtype=torch.long,
-                                   device=features.device)
-            queries = local.reshape(n_query, -1)
-            pool_flat = pool.reshape(n_pool, -1)
-            self_rows = first * seq_len + torch.arange(
-                n_query, device=features.device)
-            step = n_query if self.chunk_size is None else self.chunk_size
-            out = [
-                self._sample_chunk(queries[s:s + step], pool_flat,
-                                   self_rows[s:s + step], seq_len, generator)
-                for s in range(0, n_query, step)
-            ]
-            out = torch.cat(out, dim=0)
-            return out.reshape(batch, seq_len, out.shape[-1])
+            indices = self._sample(features.detach(), pool.detach(), first,
+                                   generator)
+        return SampledNegatives(indices, pool)
+
+    def _sample(self, local: Tensor, pool: Tensor, first: int,
+                generator: Optional[torch.Generator]) -> Tensor:
+        """``LongTensor[B, T, K]`` for the local positives ``local`` whose
+        first sequence is sequence ``first`` of ``pool``."""
+        batch, seq_len, _ = local.shape
+        n_query = batch * seq_len
+        n_pool = pool.shape[0] * seq_len
+        if n_query == 0:
+            k = max(0, self.num_outputs(n_pool, seq_len))
+            return torch.empty((batch, seq_len, k), dtype=torch.long,
+                               device=local.device)
+        queries = local.reshape(n_query, -1)
+        pool_flat = pool.reshape(n_pool, -1)
+        self_rows = first * seq_len + torch.arange(n_query,
+                                                   device=local.device)
+        step = n_query if self.chunk_size is None else self.chunk_size
+        out = [
+            self._sample_chunk(queries[s:s + step], pool_flat,
+                               self_rows[s:s + step], seq_len, generator)
+            for s in range(0, n_query, step)
+        ]
+        out = torch.cat(out, dim=0)
+        return out.reshape(batch, seq_len, out.shape[-1])
 
     def num_outputs(self, pool_size: int, seq_len: int) -> int:
         """``K`` returned for a flattened pool of ``pool_size`` rows."""
@@ -430,9 +448,8 @@ class CurrentSequenceSampler(BaseNegativeSampler):
         num_negatives: ``K``; ``None`` (default, the paper's baseline) takes
             all ``T - 1`` other clips of the sequence, in temporal order.  An
             integer draws ``K`` of them uniformly without replacement.
-        gather_across_ranks: only shifts the indices into the gathered pool
-            (the candidates stay in the local sequence); use it when the
-            caller's target pool is gathered.
+        gather_across_ranks: return the gathered pool, the indices shifted
+            into it (the candidates stay in the local sequence).
         chunk_size, on_small_pool: see :class:`BaseNegativeSampler`.
     """
 
