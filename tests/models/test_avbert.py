@@ -141,6 +141,14 @@ def test_bad_inputs(tiny_cfg):
         model(single, mode='loss')
 
 
+def test_predict_names_the_models_that_predict(tiny_cfg):
+    """AVBERT has no prediction head; its error names the fine-tuning
+    classifiers (it used to send the user to AVBERT itself)."""
+    with pytest.raises(ValueError, match='^AVBERT has no prediction head.*'
+                       'AVClassifier, VisualClassifier'):
+        build(tiny_cfg)(batch(), mode='predict')
+
+
 @pytest.mark.parametrize('seed', [0])
 def test_tiny_model_overfits_a_fixed_batch(tiny_cfg, seed):
     """Every loss term falls and both accuracies rise well above chance."""

@@ -102,11 +102,12 @@ def test_single_modality_inputs():
         early({'audio': data['audio']})
 
 
-def test_loss_and_predict_modes_point_to_avbert():
+def test_loss_and_predict_modes_point_to_the_right_models():
     model = encoder()
-    for mode in ('loss', 'predict'):
-        with pytest.raises(ValueError, match='AVBERT algorithm'):
-            model(batch(), mode=mode)
+    with pytest.raises(ValueError, match='AVBERT algorithm'):
+        model(batch(), mode='loss')
+    with pytest.raises(ValueError, match='AVClassifier, VisualClassifier'):
+        model(batch(), mode='predict')
     with pytest.raises(ValueError, match='invalid mode'):
         model(batch(), mode='features')
 
