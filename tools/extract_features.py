@@ -67,6 +67,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     import torch
     from mmengine.config import Config
 
+    from avtoolkit.checkpoint.io import check_checkpoint_file
     from avtoolkit.evaluation.extraction import (available_features,
                                                  build_model, extract_to_dir)
     from avtoolkit.evaluation.feature_writers import check_output_dir
@@ -81,12 +82,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    # Fail before any work if the output exists.
+    # Fail before any work if the checkpoint is missing or the output exists.
+    checkpoint = None if args.checkpoint == 'random' else args.checkpoint
+    if checkpoint is not None:
+        check_checkpoint_file(checkpoint)
     check_output_dir(args.out, args.overwrite)
     device = args.device
     if device == 'auto':
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    checkpoint = None if args.checkpoint == 'random' else args.checkpoint
     model, report = build_model(cfg.model, checkpoint, seed=args.seed,
                                 device=device)
     if not hasattr(model, 'extract_feat'):

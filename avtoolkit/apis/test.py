@@ -11,7 +11,6 @@ Two paths:
   with ``test_evaluator`` (``--dump`` adds mmengine's ``DumpResults``).
 """
 import argparse
-import json
 import logging
 import os
 import os.path as osp
@@ -22,7 +21,9 @@ from mmengine.logging import print_log
 
 from avtoolkit.apis.common import add_common_args, load_config
 from avtoolkit.apis.train import build_runner
+from avtoolkit.checkpoint.io import check_checkpoint_file
 from avtoolkit.utils import register_all_modules
+from avtoolkit.utils.atomic import write_json_atomic
 from avtoolkit.utils.dist import finish_distributed, prepare_distributed
 
 RESULTS_FILE = 'protocol_results.json'
@@ -51,8 +52,7 @@ def _checkpoint(cfg: Config, args: argparse.Namespace) -> str:
     if not checkpoint:
         raise ValueError('no checkpoint given and the config has no '
                          'load_from')
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint "{checkpoint}" not found')
+    check_checkpoint_file(checkpoint)
     return checkpoint
 
 
@@ -99,8 +99,7 @@ def run_protocol(cfg: Config, args: argparse.Namespace) -> dict:
     print_log('\n' + table, logger='current', level=logging.INFO)
     print(table, flush=True)
     path = osp.join(cfg.work_dir, RESULTS_FILE)
-    with open(path, 'w') as f:
-        json.dump(results, f, indent=2)
+    write_json_atomic(path, results, indent=2)
     print_log(f'results written to {path}', logger='current')
     results['results_file'] = path
     return results

@@ -185,7 +185,7 @@ def convert_to_mmaction(checkpoint: str, out: str, modality: str = 'visual',
         raise FileExistsError(f'"{out}" exists; pass --force to '
                               'overwrite it')
     loaded = read_checkpoint(checkpoint)
-    state, entry = extract_state_dict(loaded)
+    state, entry = extract_state_dict(loaded, f'checkpoint "{checkpoint}"')
     source_meta = loaded.get('meta') if isinstance(
         loaded.get('meta'), Mapping) else {}
     target, backbone_cfg, where = resolve_mmaction_target(

@@ -325,8 +325,8 @@ def convert_from_official(checkpoint: str, out: str,
     configs = list(configs or DEFAULT_RELEASE_CONFIGS)
     target = build_target_model(configs)
 
-    loaded = read_checkpoint(checkpoint, trust=trust)
-    official, entry = extract_state_dict(loaded)
+    loaded = read_checkpoint(checkpoint, trust=trust, trust_option='--trust')
+    official, entry = extract_state_dict(loaded, f'checkpoint "{checkpoint}"')
     result = convert_official_state_dict(
         official, target, prefixes=dict(prefixes or {}), renames=renames)
 

@@ -30,13 +30,14 @@ short side ``short_side`` (even sizes), constant ``fps``, and mono AAC at
 ``sample_rate``, both streams starting at the first instant where the
 source has both.
 
-Resuming and safety: a shard is written to ``.NAME.tmp-PID`` and renamed
-into place after its ``.tar.json`` record, so a visible ``NAME`` is always
-complete.  A rerun with the same list and options skips every shard whose
-tar and record exist and removes temporary files left by an interrupted
-run.  A folder built from a different list or with different options is
-refused unless ``overwrite=True``, which deletes only the files of the
-previous build (the names above).
+Resuming and safety: a shard is written to ``.NAME.<random>.tmp``
+(:mod:`avtoolkit.utils.atomic`) and renamed into place after its
+``.tar.json`` record, so a visible ``NAME`` is always complete.  A rerun
+with the same list and options skips every shard whose tar and record
+exist and removes temporary files left by an interrupted run.  A folder
+built from a different list or with different options is refused unless
+``overwrite=True``, which deletes only the files of the previous build
+(the names above).
 """
 import hashlib
 import io
@@ -58,6 +59,8 @@ from webdataset import TarWriter
 from avtoolkit.datasets.av_video_dataset import read_video_list
 from avtoolkit.datasets.av_webdataset import INDEX_FILE, MEDIA_EXTENSIONS
 from avtoolkit.datasets.bad_input import BadInputError
+from avtoolkit.utils.atomic import (atomic_path, temp_file_pattern,
+                                    write_json_atomic)
 from avtoolkit.datasets.io import MediaReader
 
 FORMAT_VERSION = 1
@@ -265,14 +268,6 @@ def reencode_media(path: str, opts: ShardOptions) -> Tuple[bytes, dict]:
 
 
 # ------------------------------------------------------------------ shards
-def _atomic_write_json(path: str, data) -> None:
-    tmp = osp.join(osp.dirname(path),
-                   f'.{osp.basename(path)}.tmp-{os.getpid()}')
-    with open(tmp, 'w') as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def _media_ext(path: str) -> str:
     ext = osp.splitext(path)[1][1:].lower()
     return ext if ext in MEDIA_EXTENSIONS else 'mp4'
@@ -282,10 +277,10 @@ def _build_shard(task: dict) -> dict:
     """Write one shard (runs in a worker process)."""
     opts = ShardOptions(**task['options'])
     out_dir, name = task['out_dir'], task['name']
-    tmp = osp.join(out_dir, f'.{name}.tmp-{os.getpid()}')
     skipped, keys = [], []
     t0 = time.time()
-    try:
+    # the tar is renamed into place when the block ends, after its record
+    with atomic_path(osp.join(out_dir, name)) as tmp:
         with TarWriter(tmp, mtime=0.0) as writer:
             for idx, rel, path, labels in task['entries']:
                 try:
@@ -319,11 +314,8 @@ def _build_shard(task: dict) -> dict:
                       keys=keys, skipped=skipped,
                       first_index=task['entries'][0][0] if task['entries']
                       else None, seconds=round(time.time() - t0, 3))
-        _atomic_write_json(osp.join(out_dir, name + RECORD_SUFFIX), record)
-        os.replace(tmp, osp.join(out_dir, name))
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+        write_json_atomic(osp.join(out_dir, name + RECORD_SUFFIX), record,
+                          indent=1, sort_keys=True)
     return record
 
 
@@ -335,15 +327,24 @@ def _fingerprint(entries, root: str, opts: ShardOptions) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def _temp_files(out_dir: str, prefix: str) -> List[str]:
+    """Temporary files of interrupted writes of a build: ``.NAME.<random>
+    .tmp`` (``.NAME.tmp-PID`` from older versions), NAME a shard, a shard
+    record or a build file."""
+    names = (rf'{re.escape(prefix)}-\d{{6}}\.tar(\.json)?|'
+             + '|'.join(re.escape(n) for n in (INDEX_FILE, REPORT_FILE,
+                                               BUILD_FILE)))
+    pattern = re.compile(rf'^(?:{temp_file_pattern(names)}|'
+                         rf'\.(?:{names})\.tmp-\d+)$')
+    return [n for n in os.listdir(out_dir) if pattern.match(n)]
+
+
 def _own_files(out_dir: str, prefix: str) -> List[str]:
-    pat = re.compile(rf'^\.?{re.escape(prefix)}-\d{{6}}\.tar'
-                     rf'(\.json)?(\.tmp-\d+)?$')
+    pat = re.compile(rf'^{re.escape(prefix)}-\d{{6}}\.tar(\.json)?$')
     names = [n for n in os.listdir(out_dir) if pat.match(n)]
     names += [n for n in (INDEX_FILE, REPORT_FILE, BUILD_FILE)
               if osp.exists(osp.join(out_dir, n))]
-    names += [n for n in os.listdir(out_dir)
-              if re.match(r'^\.(index|report|build)\.json\.tmp-\d+$', n)]
-    return names
+    return names + _temp_files(out_dir, prefix)
 
 
 def _prepare_folder(out_dir: str, fingerprint: str, opts: ShardOptions,
@@ -372,14 +373,12 @@ def _prepare_folder(out_dir: str, fingerprint: str, opts: ShardOptions,
                 'them, or choose another folder')
         for name in old:
             os.remove(osp.join(out_dir, name))
-        _atomic_write_json(build_path, build_info)
+        write_json_atomic(build_path, build_info, indent=1,
+                          sort_keys=True)
     else:
         # Leftovers of an interrupted run: temporary files are ours.
-        for name in os.listdir(out_dir):
-            if re.match(rf'^\.{re.escape(opts.prefix)}-\d{{6}}\.tar'
-                        r'(\.json)?\.tmp-\d+$', name) or re.match(
-                            r'^\.(index|report|build)\.json\.tmp-\d+$', name):
-                os.remove(osp.join(out_dir, name))
+        for name in _temp_files(out_dir, opts.prefix):
+            os.remove(osp.join(out_dir, name))
     return resume
 
 
@@ -445,7 +444,8 @@ def build_shards(list_file: str, out_dir: str, root: Optional[str] = None,
                  num_samples=sum(r['num_samples'] for r in records),
                  shards=[dict(name=r['name'], num_samples=r['num_samples'])
                          for r in records])
-    _atomic_write_json(osp.join(out_dir, INDEX_FILE), index)
+    write_json_atomic(osp.join(out_dir, INDEX_FILE), index, indent=1,
+                      sort_keys=True)
     skipped = [s for r in records for s in r['skipped']]
     by_reason: Dict[str, int] = {}
     for s in skipped:
@@ -458,7 +458,8 @@ def build_shards(list_file: str, out_dir: str, root: Optional[str] = None,
                   skipped_by_reason=by_reason, skipped=skipped,
                   options=asdict(opts),
                   seconds=round(time.time() - t_start, 2))
-    _atomic_write_json(osp.join(out_dir, REPORT_FILE), report)
+    write_json_atomic(osp.join(out_dir, REPORT_FILE), report, indent=1,
+                      sort_keys=True)
     return report
 
 

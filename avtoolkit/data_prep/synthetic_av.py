@@ -17,12 +17,15 @@ import json
 import multiprocessing
 import os
 import os.path as osp
+import re
 import sys
 import time
 from typing import Dict, List, Optional
 
 import numpy as np
 
+from avtoolkit.utils.atomic import (atomic_path, remove_temp_files,
+                                    write_bytes_atomic, write_text_atomic)
 from .synthetic_render import _encode_mp4, iter_frames, render_audio
 from .synthetic_spec import SyntheticAVConfig, class_specs, sample_video_plan
 
@@ -42,10 +45,9 @@ def _generate_one(job: dict) -> dict:
     plan = sample_video_plan(config, job['index'], job['label'])
     path = job['path']
     if not job.get('reuse'):
-        part = path + '.part'
-        _encode_mp4(part, iter_frames(plan, config),
-                    render_audio(plan, config), config)
-        os.replace(part, path)
+        with atomic_path(path) as tmp:
+            _encode_mp4(tmp, iter_frames(plan, config),
+                        render_audio(plan, config), config)
     return _video_entry(plan, job, config)
 
 
@@ -94,13 +96,6 @@ def _read_json(path: str) -> Optional[dict]:
     return data if isinstance(data, dict) else None
 
 
-def _write_text_atomic(path: str, text: str) -> None:
-    tmp = path + '.part'
-    with open(tmp, 'w', newline='') as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _is_generator_output(out_dir: str) -> bool:
     for name in (MARKER_FILE, SUMMARY_FILE):
         data = _read_json(osp.join(out_dir, name))
@@ -130,19 +125,40 @@ def _is_complete(out_dir: str, params: dict) -> Optional[dict]:
     return summary
 
 
-def _remove_generator_files(out_dir: str) -> None:
-    """Delete what this generator writes (and nothing else) in out_dir."""
-    for name in (SUMMARY_FILE, MARKER_FILE, 'train_list.txt', 'val_list.txt',
-                 'classes.txt'):
-        for path in (osp.join(out_dir, name),
-                     osp.join(out_dir, name + '.part')):
-            if osp.isfile(path):
-                os.remove(path)
+_TOP_FILES = (SUMMARY_FILE, MARKER_FILE, 'train_list.txt', 'val_list.txt',
+              'classes.txt')
+_VIDEO_NAMES = re.escape(VIDEO_PREFIX) + r'\d+\.mp4'
+
+
+def _remove_temp_files(out_dir: str) -> None:
+    """Delete the temporary files of interrupted writes of this generator
+    (``.NAME.<random>.tmp``; ``NAME.part`` from older versions)."""
+    remove_temp_files(out_dir, '|'.join(map(re.escape, _TOP_FILES)))
+    remove_temp_files(osp.join(out_dir, VIDEO_DIR), _VIDEO_NAMES)
+    remove_temp_files(osp.join(out_dir, BROKEN_DIR),
+                      '|'.join(re.escape(k + '.mp4') for k in BROKEN_KINDS))
+    for name in _TOP_FILES:
+        path = osp.join(out_dir, name + '.part')
+        if osp.isfile(path):
+            os.remove(path)
     video_dir = osp.join(out_dir, VIDEO_DIR)
     if osp.isdir(video_dir):
         for name in os.listdir(video_dir):
-            if name.startswith(VIDEO_PREFIX) and (
-                    name.endswith('.mp4') or name.endswith('.mp4.part')):
+            if re.fullmatch(_VIDEO_NAMES + r'\.part', name):
+                os.remove(osp.join(video_dir, name))
+
+
+def _remove_generator_files(out_dir: str) -> None:
+    """Delete what this generator writes (and nothing else) in out_dir."""
+    _remove_temp_files(out_dir)
+    for name in _TOP_FILES:
+        path = osp.join(out_dir, name)
+        if osp.isfile(path):
+            os.remove(path)
+    video_dir = osp.join(out_dir, VIDEO_DIR)
+    if osp.isdir(video_dir):
+        for name in os.listdir(video_dir):
+            if name.startswith(VIDEO_PREFIX) and name.endswith('.mp4'):
                 os.remove(osp.join(video_dir, name))
         if not os.listdir(video_dir):
             os.rmdir(video_dir)
@@ -284,6 +300,7 @@ def generate_synthetic_av(out_dir: str,
             if verbose:
                 print(f'Resuming the unfinished synthetic dataset in '
                       f'{out_dir}.')
+            _remove_temp_files(out_dir)
         elif _is_generator_output(out_dir) or overwrite:
             if verbose:
                 print(f'Replacing the synthetic dataset files in {out_dir} '
@@ -297,11 +314,11 @@ def generate_synthetic_av(out_dir: str,
 
     video_dir = osp.join(out_dir, VIDEO_DIR)
     os.makedirs(video_dir, exist_ok=True)
-    _write_text_atomic(
+    write_text_atomic(
         osp.join(out_dir, MARKER_FILE),
         json.dumps(dict(generator=GENERATOR_NAME,
                         format_version=FORMAT_VERSION, params=params),
-                   indent=1))
+                   indent=1), newline='')
 
     # Finished videos of an interrupted run with the same parameters are
     # kept (each was renamed into place only once fully written); a size
@@ -333,11 +350,11 @@ def generate_synthetic_av(out_dir: str,
     for split in ('train', 'val'):
         lines = [f"{e['path']} {e['label']}\n" for e in entries
                  if e['split'] == split]
-        _write_text_atomic(osp.join(out_dir, f'{split}_list.txt'),
-                           ''.join(lines))
-    _write_text_atomic(
+        write_text_atomic(osp.join(out_dir, f'{split}_list.txt'),
+                          ''.join(lines), newline='')
+    write_text_atomic(
         osp.join(out_dir, 'classes.txt'),
-        ''.join(spec.describe() + '\n' for spec in specs))
+        ''.join(spec.describe() + '\n' for spec in specs), newline='')
 
     split_info = {}
     for split in ('train', 'val'):
@@ -364,8 +381,8 @@ def generate_synthetic_av(out_dir: str,
         workers=workers,
         videos=entries,
     )
-    _write_text_atomic(osp.join(out_dir, SUMMARY_FILE),
-                       json.dumps(summary, indent=1))
+    write_text_atomic(osp.join(out_dir, SUMMARY_FILE),
+                      json.dumps(summary, indent=1), newline='')
     summary.update(out_dir=out_dir, skipped=False,
                    elapsed_s=time.time() - start_time)
     if broken:
@@ -446,21 +463,20 @@ def write_broken_inputs(out_dir: str,
     plan = sample_video_plan(config, 0, 0)
     paths = {kind: osp.join(out_dir, kind + '.mp4') for kind in BROKEN_KINDS}
 
-    def full_clip(path, with_audio=True, faststart=False, seconds=2.0):
+    def full_clip(path, with_audio=True, faststart=False, seconds=2.0,
+                  cut=False):
         frames = int(round(seconds * fps))
         samples = int(round(seconds * sample_rate))
         audio = render_audio(plan, config, samples) if with_audio else None
-        part = path + '.part'
-        _encode_mp4(part, iter_frames(plan, config, frames), audio, config,
-                    faststart=faststart)
-        os.replace(part, path)
+        with atomic_path(path) as tmp:
+            _encode_mp4(tmp, iter_frames(plan, config, frames), audio,
+                        config, faststart=faststart)
+            if cut:  # to half its bytes
+                os.truncate(tmp, osp.getsize(tmp) // 2)
 
     for kind, faststart in (('truncated', True), ('no_index', False)):
-        path = paths[kind]
-        full_clip(path, faststart=faststart)
-        with open(path, 'rb+') as f:
-            f.truncate(osp.getsize(path) // 2)
+        full_clip(paths[kind], faststart=faststart, cut=True)
     full_clip(paths['no_audio'], with_audio=False)
     full_clip(paths['short'], seconds=0.5)
-    open(paths['empty'], 'wb').close()
+    write_bytes_atomic(paths['empty'], b'')
     return paths

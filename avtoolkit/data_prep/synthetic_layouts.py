@@ -71,6 +71,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import shutil
 import string
 import sys
@@ -81,7 +82,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from avtoolkit.utils.checks import check_int
-from .synthetic_av import _read_json, _write_text_atomic, generate_synthetic_av
+from avtoolkit.utils.atomic import (atomic_path, remove_temp_files,
+                                    write_text_atomic)
+from .synthetic_av import _read_json, generate_synthetic_av
 from .synthetic_render import render_audio
 from .synthetic_spec import (MAX_CLASSES, SyntheticAVConfig, class_specs,
                              sample_video_plan)
@@ -204,11 +207,6 @@ def class_names(layout: str, num_classes: int) -> List[str]:
 
 
 # ====================================================================== I/O
-def _write_atomic(path: str, text: str) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    _write_text_atomic(path, text)
-
-
 def _csv_text(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator='\n')
@@ -227,22 +225,19 @@ def _place(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
     except OSError:
-        tmp = dst + '.part'
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
 
 
 def _write_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
     """Mono float audio in [-1, 1] as 16-bit PCM."""
     pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype('<i2')
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = path + '.part'
-    with wave.open(tmp, 'wb') as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(sample_rate)
-        f.writeframes(pcm.tobytes())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with wave.open(tmp, 'wb') as f:
+            f.setnchannels(1)
+            f.setsampwidth(2)
+            f.setframerate(sample_rate)
+            f.writeframes(pcm.tobytes())
 
 
 def _rng(params: dict, purpose: int) -> np.random.Generator:
@@ -474,9 +469,10 @@ def _remove_layout_files(out_dir: str) -> None:
         path = _inside(out_dir, rel)
         if path is None:
             continue
-        for candidate in (path, path + '.part'):
+        for candidate in (path, path + '.part'):  # .part: older versions
             if osp.isfile(candidate):
                 os.remove(candidate)
+        remove_temp_files(osp.dirname(path), re.escape(osp.basename(path)))
         folder = osp.dirname(path)
         while folder != out_dir and folder.startswith(out_dir + os.sep):
             folders.add(folder)
@@ -488,6 +484,8 @@ def _remove_layout_files(out_dir: str) -> None:
         path = osp.join(out_dir, name)
         if osp.isfile(path):
             os.remove(path)
+    remove_temp_files(out_dir, '|'.join(
+        re.escape(n) for n in (SUMMARY_FILE, MARKER_FILE)))
 
 
 # ============================================================== entry point
@@ -596,17 +594,17 @@ def generate_synthetic_downstream(out_dir: str,
         plan = _plan_esc50(params)
     else:
         # the marker goes first, so that the source folder is ours too
-        _write_atomic(osp.join(out_dir, MARKER_FILE), json.dumps(dict(
+        write_text_atomic(osp.join(out_dir, MARKER_FILE), json.dumps(dict(
             generator=GENERATOR_NAME, format_version=FORMAT_VERSION,
-            params=params, files=[]), indent=1))
+            params=params, files=[]), indent=1), newline='')
         videos = _source_videos(out_dir, params, workers, overwrite, verbose)
         plan = dict(ucf101=_plan_ucf101,
                     kinetics_sounds=_plan_kinetics_sounds,
                     charades=_plan_charades)[layout](params, videos)
     files = _planned_files(plan)
-    _write_atomic(osp.join(out_dir, MARKER_FILE), json.dumps(dict(
+    write_text_atomic(osp.join(out_dir, MARKER_FILE), json.dumps(dict(
         generator=GENERATOR_NAME, format_version=FORMAT_VERSION,
-        params=params, files=files), indent=1))
+        params=params, files=files), indent=1), newline='')
 
     bar = _progress(len(plan['links']) + len(plan['wavs']), verbose)
     if verbose:
@@ -633,7 +631,7 @@ def generate_synthetic_downstream(out_dir: str,
         bar.file.write('\n')
         bar.file.flush()
     for rel, text in plan['texts'].items():
-        _write_atomic(osp.join(out_dir, rel), text)
+        write_text_atomic(osp.join(out_dir, rel), text, newline='')
 
     summary = dict(
         generator=GENERATOR_NAME,
@@ -645,8 +643,8 @@ def generate_synthetic_downstream(out_dir: str,
                for rel in files],
         generation_time_s=round(time.time() - start, 3),
     )
-    _write_atomic(osp.join(out_dir, SUMMARY_FILE),
-                  json.dumps(summary, indent=1))
+    write_text_atomic(osp.join(out_dir, SUMMARY_FILE),
+                      json.dumps(summary, indent=1), newline='')
     summary.update(out_dir=out_dir, skipped=False,
                    elapsed_s=time.time() - start)
     if verbose:

@@ -71,7 +71,6 @@ the datasets update when they skip.  It logs a summary every ``log_interval``
 skips (``0`` disables it), so that counts appear in the log even without the
 hook; those lines are per process, the hook's totals are the job's.
 """
-import json
 import logging
 import os
 import traceback
@@ -79,6 +78,8 @@ from collections import Counter, OrderedDict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from mmengine.logging import print_log
+
+from avtoolkit.utils.atomic import write_json_atomic
 
 REASONS = ('unreadable', 'no_video', 'no_audio', 'unknown_duration',
            'too_short', 'truncated', 'decode_error', 'bad_timestamps',
@@ -218,10 +219,7 @@ class BadInputCounter:
     def dump(self, path: str) -> None:
         """Write the counts and examples as JSON (atomically)."""
         data = dict(total=self.total, **self.state_dict())
-        tmp = f'{path}.tmp-{os.getpid()}'
-        with open(tmp, 'w') as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
+        write_json_atomic(path, data, indent=2, sort_keys=True)
 
     def has_news(self) -> bool:
         """True if the total grew since the last call."""

@@ -8,6 +8,7 @@ from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 
 from avtoolkit.registry import HOOKS
+from avtoolkit.utils.atomic import write_json_atomic
 
 
 class NonFiniteLossError(RuntimeError):
@@ -225,13 +226,11 @@ class ProbeHook(Hook):
         runner.message_hub.update_info('probe_summary', dict(
             pretrained=self.results, random_init=self.baseline))
         if runner.rank == 0:
-            import json
             import os.path as osp
-            with open(osp.join(runner.work_dir, 'probe_results.json'),
-                      'w') as f:
-                json.dump(dict(pretrained=self.results,
-                               random_init=self.baseline,
-                               iteration=runner.iter), f, indent=2)
+            write_json_atomic(osp.join(runner.work_dir, 'probe_results.json'),
+                              dict(pretrained=self.results,
+                                   random_init=self.baseline,
+                                   iteration=runner.iter), indent=2)
 
 
 @HOOKS.register_module()

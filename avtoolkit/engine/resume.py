@@ -54,7 +54,7 @@ RANDOM_STATES_KEY = 'random_states'
 
 def get_random_state() -> Dict:
     """The generator states of this process, as plain lists and tensors
-    (which ``torch.load(weights_only=True)`` accepts)."""
+    (which the ``weights_only`` checkpoint reader accepts)."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     state = dict(
         python=random.getstate(),

@@ -29,14 +29,13 @@ returns the last layer of every Transformer and has no option to return
 intermediate layers.
 """
 import logging
-import os.path as osp
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.logging import print_log
 from torch import Tensor, nn
 
+from avtoolkit.checkpoint.loading import load_weights
 from avtoolkit.models.structures import (POOLED_FEATURES, AVOutputs,
                                          pool_features)
 
@@ -76,78 +75,6 @@ def sample_label(data_sample) -> Optional[object]:
     return [int(v) for v in value]
 
 
-def read_state_dict(checkpoint: str) -> Dict[str, Tensor]:
-    """The ``state_dict`` of an mmengine checkpoint (or a bare state dict),
-    loaded with ``weights_only=True``, without a ``module.`` prefix."""
-    from avtoolkit.checkpoint.io import (allow_mmengine_checkpoint_globals,
-                                            load_checkpoint_file)
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint "{checkpoint}" not found')
-    allow_mmengine_checkpoint_globals()
-    ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'{checkpoint}: expected a dict, got '
-                         f'{type(ckpt).__name__}')
-    state = ckpt.get('state_dict', ckpt)
-    if not isinstance(state, dict) or not any(
-            isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f'{checkpoint} holds no tensors under "state_dict"')
-    return {(k[7:] if k.startswith('module.') else k): v
-            for k, v in state.items() if isinstance(v, Tensor)}
-
-
-def load_weights(module: nn.Module, checkpoint: str, prefix: str = '',
-                 strict: bool = False) -> dict:
-    """Load the entries of ``checkpoint`` under ``prefix`` into ``module``.
-
-    Args:
-        module: the module to fill (e.g. an audio backbone).
-        checkpoint: path of an mmengine checkpoint.
-        prefix: key prefix of the module in the checkpoint, e.g.
-            ``'audio_backbone.'`` for the audio CNN of an AVBERT checkpoint;
-            ``''`` for a checkpoint of ``module`` itself.
-        strict: raise when keys of ``module`` are missing from the
-            checkpoint or the checkpoint has unexpected keys under
-            ``prefix``.
-
-    Returns:
-        ``{'checkpoint', 'prefix', 'loaded', 'missing', 'unexpected',
-        'ignored'}``: the number of tensors loaded, the module's keys the
-        checkpoint lacks, the checkpoint keys under ``prefix`` the module
-        lacks, and the number of checkpoint entries outside ``prefix``.
-    """
-    state = read_state_dict(checkpoint)
-    selected = {k[len(prefix):]: v for k, v in state.items()
-                if k.startswith(prefix)}
-    if not selected:
-        heads = sorted({k.split('.')[0] + '.' for k in state})
-        raise KeyError(f'{checkpoint} has no weights under "{prefix}"; its '
-                       f'top-level prefixes are {heads[:12]}')
-    own = module.state_dict()
-    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model '
-                  f'{tuple(own[k].shape)}' for k, v in selected.items()
-                  if k in own and own[k].shape != v.shape]
-    if mismatched:
-        raise ValueError(f'{checkpoint}: shapes under "{prefix}" differ from '
-                         'the model built from the config (a different '
-                         f'architecture?): {mismatched[:5]}')
-    result = module.load_state_dict(selected, strict=False)
-    report = dict(checkpoint=checkpoint, prefix=prefix,
-                  loaded=len(selected) - len(result.unexpected_keys),
-                  missing=list(result.missing_keys),
-                  unexpected=list(result.unexpected_keys),
-                  ignored=len(state) - len(selected))
-    if report['missing'] or report['unexpected']:
-        msg = (f'{checkpoint} under "{prefix}": {len(report["missing"])} '
-               f'missing keys {report["missing"][:5]}, '
-               f'{len(report["unexpected"])} unexpected keys '
-               f'{report["unexpected"][:5]}')
-        if strict:
-            raise KeyError(msg)
-        print_log(msg, logger='current', level=logging.WARNING)
-    return report
-
-
 def init_weights_quietly(module: nn.Module) -> None:
     """``module.init_weights()`` without mmengine's per-parameter report
     (hundreds of INFO lines on the console when no log file is open)."""
@@ -167,8 +94,10 @@ def build_model(model_cfg: dict, checkpoint: Optional[str] = None,
                 seed: int = 0, device: str = 'cpu',
                 scope: str = 'avtoolkit') -> Tuple[nn.Module, Optional[dict]]:
     """Build ``model_cfg`` with its initial weights (seeded), then load
-    ``checkpoint`` into it if given.  Returns ``(model in eval mode,
-    load report or None)``."""
+    ``checkpoint`` into it if given (every checkpoint key, not strictly:
+    e.g. a pretraining checkpoint into a fine-tuning model).  Returns
+    ``(model in eval mode, load report as a dict
+    (:meth:`~avtoolkit.checkpoint.LoadReport.to_dict`) or None)``."""
     from mmengine.registry import DefaultScope
 
     from avtoolkit.registry import MODELS
@@ -176,7 +105,9 @@ def build_model(model_cfg: dict, checkpoint: Optional[str] = None,
     with DefaultScope.overwrite_default_scope(scope):
         model = MODELS.build(model_cfg)
     init_weights_quietly(model)
-    report = load_weights(model, checkpoint) if checkpoint else None
+    report = None
+    if checkpoint:
+        report = load_weights(model, checkpoint, '', strict=False).to_dict()
     return model.to(device).eval(), report
 
 
@@ -409,7 +340,11 @@ def extract_to_dir(model: nn.Module, dataloader, names: Sequence[str],
     check_output_dir(out_dir, overwrite)
     writer = NpyFeatureWriter(out_dir, safe_len(dataloader, exact=True)) \
         if fmt == 'npy' else WebDatasetFeatureWriter(out_dir, shard_size)
-    for arrays, metas in iter_named_features(model, dataloader, names,
-                                             progress):
-        writer.write(arrays, metas)
-    return writer.close()
+    try:
+        for arrays, metas in iter_named_features(model, dataloader, names,
+                                                 progress):
+            writer.write(arrays, metas)
+        return writer.close()
+    except BaseException:
+        writer.abort()
+        raise

@@ -1,13 +1,23 @@
 """Writers of extracted features: one ``.npy`` file per feature, or
-WebDataset shards, each with an ``index.json``."""
-import json
+WebDataset shards, each with an ``index.json``.
+
+Every file is written under a temporary name and renamed into place when
+complete (:mod:`avtoolkit.utils.atomic`): a ``.npy`` array or a shard at
+:meth:`close` of its writer, ``index.json`` last; :meth:`abort` removes the
+temporary files of a failed extraction.
+"""
 import os
 import os.path as osp
 from typing import Dict, List, Optional
 
 import numpy as np
 
+from avtoolkit.utils.atomic import (atomic_path, atomic_write,
+                                    remove_temp_files, write_json_atomic)
+
 INDEX_FILE = 'index.json'
+# The files the writers own in an output folder (base names).
+OUTPUT_NAMES = r'index\.json|.+\.npy|.+\.tar'
 
 
 def check_output_dir(out_dir: str, overwrite: bool = False) -> None:
@@ -27,6 +37,8 @@ def check_output_dir(out_dir: str, overwrite: bool = False) -> None:
             if osp.isfile(path) and (name == INDEX_FILE or name.endswith(
                     ('.npy', '.tar'))):
                 os.remove(path)
+        # temporary files of an interrupted extraction
+        remove_temp_files(out_dir, OUTPUT_NAMES)
     os.makedirs(out_dir, exist_ok=True)
 
 
@@ -44,8 +56,17 @@ class NpyFeatureWriter:
         self.out_dir = out_dir
         self.num_samples = num_samples
         self._maps: Dict[str, np.ndarray] = {}
+        self._pending: Dict[str, object] = {}  # name -> atomic_path context
         self._chunks: Dict[str, List[np.ndarray]] = {}
         self.samples: List[dict] = []
+
+    def _open_map(self, name: str, shape: tuple) -> np.ndarray:
+        """A memory map of ``name.npy`` at its temporary path."""
+        context = atomic_path(osp.join(self.out_dir, f'{name}.npy'))
+        tmp = context.__enter__()
+        self._pending[name] = context
+        return np.lib.format.open_memmap(tmp, mode='w+', dtype=np.float32,
+                                         shape=shape)
 
     def write(self, arrays: Dict[str, np.ndarray], metas: List[dict]) -> None:
         start = len(self.samples)
@@ -58,10 +79,8 @@ class NpyFeatureWriter:
                 self._chunks.setdefault(name, []).append(value)
                 continue
             if name not in self._maps:
-                self._maps[name] = np.lib.format.open_memmap(
-                    osp.join(self.out_dir, f'{name}.npy'), mode='w+',
-                    dtype=np.float32,
-                    shape=(self.num_samples, ) + value.shape[1:])
+                self._maps[name] = self._open_map(
+                    name, (self.num_samples, ) + value.shape[1:])
             self._maps[name][start:end] = value
         for i, meta in enumerate(metas):
             self.samples.append(dict(meta, row=start + i))
@@ -76,15 +95,27 @@ class NpyFeatureWriter:
             mm.flush()
             shapes[name] = list(mm.shape)
         self._maps = {}
+        for name in list(self._pending):  # rename into place
+            self._pending.pop(name).__exit__(None, None, None)
         for name, chunks in self._chunks.items():
             array = np.concatenate(chunks).astype(np.float32, copy=False)
-            np.save(osp.join(self.out_dir, f'{name}.npy'), array)
+            with atomic_write(osp.join(self.out_dir, f'{name}.npy'),
+                              'wb') as f:
+                np.save(f, array)
             shapes[name] = list(array.shape)
         self._chunks = {}
         index = dict(format='npy', features=shapes, samples=self.samples)
-        with open(osp.join(self.out_dir, INDEX_FILE), 'w') as f:
-            json.dump(index, f, indent=1)
+        write_json_atomic(osp.join(self.out_dir, INDEX_FILE), index,
+                          indent=1)
         return index
+
+    def abort(self) -> None:
+        """Drop what was written (temporary files removed)."""
+        self._maps = {}
+        self._chunks = {}
+        for name in list(self._pending):
+            error = RuntimeError('feature extraction aborted')
+            self._pending.pop(name).__exit__(RuntimeError, error, None)
 
 
 class WebDatasetFeatureWriter:
@@ -98,11 +129,23 @@ class WebDatasetFeatureWriter:
         if shard_size < 1:
             raise ValueError('shard_size must be positive')
         self.out_dir = out_dir
+        self._pending: Dict[str, tuple] = {}  # shard -> (context, file)
         self._writer = wds.ShardWriter(
             osp.join(out_dir, 'features-%06d.tar'), maxcount=shard_size,
-            verbose=0)
+            verbose=0, opener=self._open_shard, post=self._finish_shard)
         self.shapes: Dict[str, List[int]] = {}
         self.count = 0
+
+    def _open_shard(self, path: str):
+        """The file of a shard, at its temporary path."""
+        context = atomic_write(path, 'wb')
+        self._pending[path] = (context, context.__enter__())
+        return self._pending[path][1]
+
+    def _finish_shard(self, path: str) -> None:
+        """Rename a written shard into place (``post`` of the writer)."""
+        context, _ = self._pending.pop(path)
+        context.__exit__(None, None, None)
 
     def write(self, arrays: Dict[str, np.ndarray], metas: List[dict]) -> None:
         for i, meta in enumerate(metas):
@@ -121,6 +164,17 @@ class WebDatasetFeatureWriter:
                      features={k: [self.count] + v
                                for k, v in self.shapes.items()},
                      shards=shards)
-        with open(osp.join(self.out_dir, INDEX_FILE), 'w') as f:
-            json.dump(index, f, indent=1)
+        write_json_atomic(osp.join(self.out_dir, INDEX_FILE), index,
+                          indent=1)
         return index
+
+    def abort(self) -> None:
+        """Drop the shard being written (its temporary file removed)."""
+        stream = getattr(self._writer, 'tarstream', None)
+        if stream is not None:  # end the tar stream before its file goes
+            self._writer.tarstream = None
+            stream.close()
+        for path in list(self._pending):
+            context, _ = self._pending.pop(path)
+            error = RuntimeError('feature extraction aborted')
+            context.__exit__(RuntimeError, error, None)

@@ -36,9 +36,11 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
+from avtoolkit.checkpoint.io import check_checkpoint_file
+from avtoolkit.checkpoint.loading import load_weights
 from avtoolkit.registry import PROTOCOLS
-from .extraction import (ProjectionInputTap, init_weights_quietly,
-                         load_weights)
+from avtoolkit.utils.atomic import atomic_write, write_bytes_atomic
+from .extraction import ProjectionInputTap, init_weights_quietly
 from .loaders import as_plain
 from .linear_svm import LinearSVM
 from .cross_validation import VAL_STRATEGIES, cross_validate_svm
@@ -234,7 +236,8 @@ class FrozenFeatureSVMProtocol:
         report = None
         if checkpoint is not None:
             report = load_weights(backbone, checkpoint,
-                                  self.checkpoint_prefix, self.strict_load)
+                                  self.checkpoint_prefix,
+                                  strict=self.strict_load).to_dict()
         device = self._device()
         return backbone.to(device).eval(), preprocessor.to(device), report
 
@@ -344,12 +347,10 @@ class FrozenFeatureSVMProtocol:
         feats = self.extract(backbone, preprocessor, dataset)
         elapsed = time.perf_counter() - start
         if cache_file:
-            os.makedirs(osp.dirname(cache_file), exist_ok=True)
-            tmp = cache_file + '.tmp.npz'
-            np.savez(tmp, features=feats.numpy(),
-                     filenames=np.array(recordings['filenames']),
-                     load_report=json.dumps(report))
-            os.replace(tmp, cache_file)
+            with atomic_write(cache_file, 'wb') as f:
+                np.savez(f, features=feats.numpy(),
+                         filenames=np.array(recordings['filenames']),
+                         load_report=json.dumps(report))
         return feats, report, dict(cached=False, extract_s=elapsed,
                                    cache_file=cache_file)
 
@@ -373,6 +374,8 @@ class FrozenFeatureSVMProtocol:
                 here (``.npz``, or ``.pkl``/``.pickle``).
         """
         start = time.perf_counter()
+        if checkpoint is not None:
+            check_checkpoint_file(checkpoint)  # before any work
         compare = self.compare_random if compare_random is None else \
             compare_random
         dataset = self.build_dataset()
@@ -433,12 +436,13 @@ class FrozenFeatureSVMProtocol:
                     folds=recs['folds'][keep].numpy(),
                     scores=scores[keep].float().numpy(),
                     predictions=scores[keep].argmax(1).numpy())
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
         if path.endswith('.npz'):
-            np.savez(path, **data)
+            with atomic_write(path, 'wb') as f:
+                np.savez(f, **data)
         elif path.endswith(('.pkl', '.pickle')):
             from mmengine.fileio import dump as mm_dump
-            mm_dump({k: v.tolist() for k, v in data.items()}, path)
+            write_bytes_atomic(path, mm_dump(
+                {k: v.tolist() for k, v in data.items()}, file_format='pkl'))
         else:
             raise ValueError(f'score dumps are .npz or .pkl files, got '
                              f'{path}')

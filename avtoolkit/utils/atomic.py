@@ -5,17 +5,20 @@ A file is written under a temporary name in its target folder
 reader (or a run resumed after a crash) sees either the old file or the
 complete new one, never a truncated one.  On an error the temporary file is
 removed and the old file is left as it was.  New files get the permissions
-of a plain ``open`` (``0o666`` less the umask).
+of a plain ``open`` (``0o666`` less the umask).  A process killed during a
+write leaves its temporary file behind: :func:`temp_file_pattern` and
+:func:`remove_temp_files` let a writer that owns a folder clear them.
 """
 import contextlib
 import json
 import os
+import re
 import tempfile
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, List, Optional
 
 __all__ = [
-    'atomic_path', 'atomic_write', 'write_bytes_atomic', 'write_json_atomic',
-    'write_text_atomic'
+    'atomic_path', 'atomic_write', 'remove_temp_files', 'temp_file_pattern',
+    'write_bytes_atomic', 'write_json_atomic', 'write_text_atomic'
 ]
 
 
@@ -75,9 +78,11 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
         f.write(data)
 
 
-def write_text_atomic(path: str, text: str, encoding: str = 'utf-8') -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_write(path, 'w', encoding=encoding) as f:
+def write_text_atomic(path: str, text: str, encoding: str = 'utf-8',
+                      newline: Optional[str] = None) -> None:
+    """Write ``text`` to ``path`` atomically (``newline`` as ``open``'s:
+    ``''`` writes line ends exactly as given)."""
+    with atomic_write(path, 'w', encoding=encoding, newline=newline) as f:
         f.write(text)
 
 
@@ -85,3 +90,27 @@ def write_json_atomic(path: str, obj: Any, **kwargs) -> None:
     """``json.dump(obj)`` to ``path`` atomically (``kwargs`` go to
     ``json.dumps``, e.g. ``indent``)."""
     write_text_atomic(path, json.dumps(obj, **kwargs))
+
+
+def temp_file_pattern(name: str) -> str:
+    """A regular expression (text) matching the temporary file of a write
+    to a target whose base name matches the expression ``name``:
+    ``.NAME.<random>.tmp``."""
+    return rf'\.(?:{name})\.[A-Za-z0-9_]+\.tmp'
+
+
+def remove_temp_files(folder: str, name: str) -> List[str]:
+    """Delete the temporary files that interrupted writes to targets whose
+    base names match the expression ``name`` left in ``folder`` (only for a
+    folder no other process is writing to).  Returns the names removed."""
+    if not os.path.isdir(folder):
+        return []
+    pattern = re.compile(temp_file_pattern(name) + '$')
+    removed = []
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        if pattern.match(entry) and os.path.isfile(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+                removed.append(entry)
+    return removed

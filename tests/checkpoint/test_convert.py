@@ -288,6 +288,36 @@ def test_audio_export_is_refused(tmp_path, repo_root, to_mmaction_main):
     assert not out.exists()
 
 
+class Foreign:
+    """A class outside the checkpoint allowlist."""
+
+
+@pytest.mark.parametrize('tool', ['convert/to_mmaction.py',
+                                  'convert/from_official.py'])
+def test_unusable_inputs_are_one_line_errors(tmp_path, load_tool, capsys,
+                                             tool):
+    """Both converters read through the one reader: a missing, empty or
+    foreign-pickle file is a one-line error naming it; only the tool that
+    has --trust suggests it."""
+    main = load_tool(tool).main
+    out = str(tmp_path / 'out.pth')
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    foreign = tmp_path / 'foreign.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'x': Foreign()},
+               foreign)
+    for source, expected in ((tmp_path / 'absent.pth', 'not found'),
+                             (empty, 'not a readable checkpoint'),
+                             (foreign, 'Foreign')):
+        assert main([str(source), out]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith('error: ') and err.count('\n') == 1
+        assert str(source) in err and expected in err
+        if source == foreign:
+            assert ('--trust' in err) == tool.endswith('from_official.py')
+    assert not osp.exists(out)
+
+
 # =============================================== authors' release -> ours
 VISUAL = 'avbert.visual_conv.'
 AUDIO = 'avbert.audio_conv.'

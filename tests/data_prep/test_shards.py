@@ -131,7 +131,15 @@ def test_resume_after_interruption(inputs, tmp_path):
     # record was never written, stale temporary files left behind
     os.remove(osp.join(out, names[1]))
     os.remove(osp.join(out, names[3] + '.json'))
-    stale = ['.shard-000002.tar.tmp-12345', '.index.json.tmp-77']
+    stale = ['.shard-000002.tar.k9x_2mq1.tmp', '.index.json.a8c2e4f0.tmp',
+             '.shard-000002.tar.json.q0w9e8r7.tmp',
+             # names of older versions
+             '.shard-000002.tar.tmp-12345', '.index.json.tmp-77']
+    # not ours: kept
+    foreign = ['.notes.txt.k9x_2mq1.tmp', '.other-000002.tar.k9x_2mq1.tmp']
+    for name in foreign:
+        with open(osp.join(out, name), 'wb') as f:
+            f.write(b'keep')
     for name in stale:
         with open(osp.join(out, name), 'wb') as f:
             f.write(b'partial')
@@ -142,6 +150,7 @@ def test_resume_after_interruption(inputs, tmp_path):
     for n in (names[0], names[2]):
         assert os.stat(osp.join(out, n)).st_mtime_ns == mtimes[n]
     assert not any(osp.exists(osp.join(out, n)) for n in stale)
+    assert all(osp.exists(osp.join(out, n)) for n in foreign)
     with open(osp.join(out, 'index.json')) as f:
         assert json.load(f) == index
     again = build_shards(inputs['list'], out, shard_size=2, progress=False)
@@ -158,9 +167,11 @@ def test_refuses_other_list_or_options(inputs, tmp_path):
                        [osp.join(inputs['root'], 'a.mp4')])
     with pytest.raises(FileExistsError):
         build_shards(other, str(out), shard_size=2, progress=False)
+    (out / '.shard-000003.tar.abcd1234.tmp').write_bytes(b'half')
     report = build_shards(inputs['list'], str(out), shard_size=4,
                           overwrite=True, progress=False)
     assert report['num_shards'] == 2
+    assert not (out / '.shard-000003.tar.abcd1234.tmp').exists()
     assert sorted(n for n in os.listdir(out) if n.endswith('.tar')) == [
         'shard-000000.tar', 'shard-000001.tar']
     assert (out / 'notes.txt').read_text() == 'mine'

@@ -374,17 +374,35 @@ def test_skip_replace_refuse_and_resume(tmp_path, capsys):
     assert 'already holds a complete synthetic dataset' in printed
     assert 'train' in printed and 'val' in printed
 
+    # Temporary files of writes cut short by a killed run (and those of
+    # older versions, NAME.part); anything else in the folder is kept.
+    stale = ['videos/.synth_00002.mp4.ab12cd_4.tmp',
+             '.summary.json.x8y7z6w5.tmp', '.train_list.txt.q1w2e3r4.tmp',
+             'videos/synth_00002.mp4.part', 'classes.txt.part']
+    kept = ['videos/.notes.txt.ab12cd_4.tmp', '.other.json.x8y7z6w5.tmp']
+
+    def leave_files():
+        for rel in stale + kept:
+            with open(osp.join(out_dir, rel), 'wb') as f:
+                f.write(b'half')
+
     # Different parameters in a folder of ours: replaced.
+    leave_files()
     other = generate_synthetic_av(out_dir, seed=1, verbose=False, **kwargs)
     assert other['skipped'] is False
     assert _load_summary(out_dir)['params']['seed'] == 1
+    assert not any(osp.exists(osp.join(out_dir, r)) for r in stale)
+    assert all(osp.exists(osp.join(out_dir, r)) for r in kept)
 
     # An interrupted run (no summary yet, one video missing) is resumed.
     os.remove(osp.join(out_dir, 'summary.json'))
     os.remove(osp.join(out_dir, other['videos'][2]['path']))
+    leave_files()
     resumed = generate_synthetic_av(out_dir, seed=1, verbose=False, **kwargs)
     assert resumed['reused'] == 2 and resumed['generated'] == 1
     assert resumed['videos'] == other['videos']
+    assert not any(osp.exists(osp.join(out_dir, r)) for r in stale)
+    assert all(osp.exists(osp.join(out_dir, r)) for r in kept)
 
     # A folder that is not ours is refused unless overwrite is given.
     foreign = tmp_path / 'foreign'

@@ -195,6 +195,16 @@ def test_ownership_skip_and_replacement(tmp_path):
     assert second['skipped']
     # other parameters: the old files are replaced, nothing else is touched
     (tmp_path / 'esc' / 'keep.txt').write_text('user file')
+    # temporary files of writes cut short by a killed run (NAME.part: older
+    # versions) go with the files they were written for
+    wav = first['files'][0]['path']
+    folder, name = osp.split(osp.join(out, wav))
+    stale = [osp.join(folder, f'.{name}.ab12cd_4.tmp'),
+             osp.join(folder, name + '.part'),
+             osp.join(out, '.summary.json.x8y7z6w5.tmp')]
+    for path in stale:
+        with open(path, 'wb') as f:
+            f.write(b'half')
     third = generate_synthetic_downstream(out, 'esc50', num_videos=15,
                                           num_classes=3, seconds=1,
                                           verbose=False)
@@ -204,6 +214,7 @@ def test_ownership_skip_and_replacement(tmp_path):
     assert sorted(f['path'] for f in third['files']) == sorted(
         ['audio/' + w for w in wavs] + ['meta/esc50.csv'])
     assert (tmp_path / 'esc' / 'keep.txt').read_text() == 'user file'
+    assert not any(osp.exists(p) for p in stale)
 
 
 def test_bad_parameters(tmp_path):

@@ -8,10 +8,12 @@ import torch
 from mmaction.structures import ActionDataSample
 from torch import nn
 
+from avtoolkit.checkpoint import (WeightsMismatchError, load_weights,
+                                  read_state_dict)
 from avtoolkit.evaluation.extraction import (
     ProjectionInputTap, available_features, build_model, collect_features,
     extract_pooled_features, extract_to_dir, iter_named_features,
-    load_weights, read_state_dict, sample_label)
+    sample_label)
 from avtoolkit.evaluation.feature_writers import (NpyFeatureWriter,
                                                   check_output_dir)
 from avtoolkit.evaluation.probes import run_probes
@@ -189,23 +191,42 @@ def test_load_weights_reports_missing_and_unexpected(tmp_path, model):
                     meta={}), path)
     assert set(read_state_dict(str(path))) == set(state)
     fresh = build_model(model_cfg())[0].audio_backbone
-    report = load_weights(fresh, str(path), 'audio_backbone.')
-    assert report['missing'] == ['norm.weight']
-    assert report['unexpected'] == ['extra.weight']
-    assert report['ignored'] == 1
+    report = load_weights(fresh, str(path), 'audio_backbone.', strict=False)
+    assert report.missing == ['norm.weight']
+    assert report.unexpected == ['extra.weight']
+    assert report.ignored == ['neck.w']
+    as_dict = report.to_dict()
+    assert as_dict['missing'] == ['norm.weight']
+    assert as_dict['unexpected'] == ['extra.weight']
+    assert as_dict['ignored'] == 1 and as_dict['prefix'] == 'audio_backbone.'
+    assert as_dict['loaded'] == len(state) - 2
     torch.testing.assert_close(fresh.proj.weight,
                                state['audio_backbone.proj.weight'])
-    with pytest.raises(KeyError, match='missing'):
+    with pytest.raises(WeightsMismatchError, match='missing'):
         load_weights(fresh, str(path), 'audio_backbone.', strict=True)
-    with pytest.raises(KeyError, match='no weights under'):
-        load_weights(fresh, str(path), 'visual_backbone.')
+    with pytest.raises(WeightsMismatchError, match='no weights under'):
+        load_weights(fresh, str(path), 'visual_backbone.', strict=False)
     bad = dict(state)
     bad['audio_backbone.proj.weight'] = torch.zeros(3, 3)
     torch.save(dict(state_dict=bad), tmp_path / 'bad.pth')
-    with pytest.raises(ValueError, match='shapes'):
-        load_weights(fresh, str(tmp_path / 'bad.pth'), 'audio_backbone.')
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(WeightsMismatchError, match='shapes'):
+        load_weights(fresh, str(tmp_path / 'bad.pth'), 'audio_backbone.',
+                     strict=False)
+    with pytest.raises(FileNotFoundError, match='none.pth'):
         read_state_dict(str(tmp_path / 'none.pth'))
+
+
+def test_build_model_reads_every_state_dict_entry(tmp_path, model):
+    """Probes and feature extraction read the same checkpoints as the
+    classifiers: PySlowFast's ``model_state`` too, not only mmengine's
+    ``state_dict``."""
+    state = {k: v + 1 for k, v in model.state_dict().items()}
+    path = tmp_path / 'slowfast_style.pyth'
+    torch.save(dict(model_state=state, epoch=3), path)
+    loaded, report = build_model(model_cfg(), str(path))
+    assert report['missing'] == [] and report['loaded'] == len(state)
+    for key, value in loaded.state_dict().items():
+        torch.testing.assert_close(value, state[key])
 
 
 def test_output_dir_is_never_overwritten_silently(tmp_path):
@@ -213,6 +234,9 @@ def test_output_dir_is_never_overwritten_silently(tmp_path):
     check_output_dir(str(out))  # created
     (out / 'x_a.npy').write_bytes(b'old')
     (out / 'notes.txt').write_text('keep')
+    # temporary files of an interrupted extraction
+    (out / '.x_a.npy.k2j4_x9q.tmp').write_bytes(b'half')
+    (out / '.features-000001.tar.a1b2c3d4.tmp').write_bytes(b'half')
     with pytest.raises(FileExistsError, match='--overwrite'):
         check_output_dir(str(out))
     check_output_dir(str(out), overwrite=True)
@@ -228,12 +252,40 @@ def test_npy_writer(tmp_path, known_length):
     a = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3)
     writer.write(dict(x_a=a[:3]), [dict(sample_idx=i) for i in range(3)])
     writer.write(dict(x_a=a[3:]), [dict(sample_idx=i) for i in range(3, 5)])
+    # nothing under the final names until the writer is closed
+    assert not any(n.endswith('.npy') for n in os.listdir(tmp_path))
     index = writer.close()
+    assert sorted(os.listdir(tmp_path)) == ['index.json', 'x_a.npy']
     np.testing.assert_array_equal(np.load(tmp_path / 'x_a.npy'), a)
     with open(tmp_path / 'index.json') as f:
         assert json.load(f) == index
     assert index['features'] == dict(x_a=[5, 2, 3])
     assert [s['row'] for s in index['samples']] == list(range(5))
+
+
+@pytest.mark.parametrize('fmt', ['npy', 'webdataset'])
+def test_failed_extraction_leaves_no_feature_files(tmp_path, model, fmt):
+    """A run that fails half-way leaves neither arrays or shards that look
+    complete nor temporary files."""
+
+    class Failing:
+        """6 samples announced (arrays written through memory maps), the
+        loader fails after 4."""
+        dataset = list(range(6))
+
+        def __iter__(self):
+            yield from batches(2)
+            raise RuntimeError('a worker died')
+
+    out = tmp_path / 'feats'
+    with pytest.raises(RuntimeError, match='worker died'):
+        extract_to_dir(model, Failing(), ['x_a'], str(out), fmt=fmt,
+                       shard_size=3, progress=False)
+    left = os.listdir(out)
+    if fmt == 'webdataset':  # the first shard was complete
+        assert left == ['features-000000.tar']
+    else:
+        assert left == []
 
 
 def test_extract_to_dir_npy_and_webdataset(tmp_path, model):

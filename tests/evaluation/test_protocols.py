@@ -13,6 +13,7 @@ from mmengine.config import Config
 from mmengine.evaluator import BaseMetric
 
 from avtoolkit.apis import test as test_api
+from avtoolkit.checkpoint import NotACheckpointError, WeightsMismatchError
 from avtoolkit.evaluation import cross_validation
 from avtoolkit.evaluation.linear_svm import LinearSVM
 from avtoolkit.evaluation.cross_validation import (cross_validate_svm,
@@ -341,13 +342,19 @@ def test_protocol_reports_missing_and_wrong_checkpoints(tmp_path,
 
     strict = write_config(tmp_path, esc50_root, folds=[1, 2], cache=False,
                           compare_random=False, strict_load=True)
-    with pytest.raises(KeyError, match='missing'):
+    with pytest.raises(WeightsMismatchError, match='missing'):
         test_api.main([strict, partial])
 
     other = tmp_path / 'other.pth'
     torch.save(dict(state_dict={'visual_backbone.w': torch.zeros(1)}), other)
-    with pytest.raises(KeyError, match='audio_backbone'):
+    with pytest.raises(WeightsMismatchError,
+                       match='other.pth" has no weights under '
+                       '"audio_backbone."'):
         test_api.main([config, str(other)])
+    broken = tmp_path / 'broken.pth'
+    broken.write_bytes(other.read_bytes()[:40])
+    with pytest.raises(NotACheckpointError, match='broken.pth'):
+        test_api.main([config, str(broken)])
     with pytest.raises(FileNotFoundError, match='nowhere.pth'):
         test_api.main([config, str(tmp_path / 'nowhere.pth')])
     with pytest.raises(ValueError, match='no checkpoint'):
@@ -391,7 +398,47 @@ def test_tools_test_without_protocol_runs_runner_test(tmp_path,
     assert set(metrics) == {'mse'} and metrics['mse'] > 0
     assert dump.is_file()
     assert not (tmp_path / 'work' / 'protocol_results.json').exists()
+    # tools/test.py reads load_from through the one checkpoint reader
+    for name, data in (('empty.pth', b''), ('cut.pth',
+                                            ckpt.read_bytes()[:100])):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(NotACheckpointError, match=name):
+            test_api.main([str(config), str(tmp_path / name), '--work-dir',
+                           str(tmp_path / 'work')])
+    with pytest.raises(FileNotFoundError, match='nowhere.pth'):
+        test_api.main([str(config), str(tmp_path / 'nowhere.pth')])
     with pytest.raises(ValueError, match='.pkl'):
         test_api.main([str(config), str(ckpt), '--dump', 'x.json'])
     with pytest.raises(ValueError, match='protocol'):
         test_api.main([str(config), str(ckpt), '--compare-random'])
+
+
+@PROTOCOLS.register_module(force=True)
+class UnserialisableResultsProtocol:
+    """Results that format as a table but cannot be written as JSON."""
+
+    def run(self, model_cfg, checkpoint=None, work_dir='.',
+            compare_random=None, dump=None):
+        return dict(name='fake', feature='cnn', num_recordings=1,
+                    pretrained=dict(folds={1: dict(top1=1.0)},
+                                    mean=dict(top1=1.0), std=dict(top1=0.0),
+                                    selection={1: dict(C=1.0)}),
+                    extra=object())
+
+
+def test_protocol_results_file_is_replaced_whole(tmp_path):
+    """A failure while writing the results keeps the previous file as it
+    was (not a truncated one)."""
+    config = tmp_path / 'fake_protocol.py'
+    config.write_text("protocol = dict(type='UnserialisableResultsProtocol')"
+                      "\nmodel = dict(type='Nothing')\n")
+    ckpt = tmp_path / 'any.pth'
+    ckpt.write_bytes(b'not read by this protocol')
+    work = tmp_path / 'work'
+    work.mkdir()
+    previous = work / test_api.RESULTS_FILE
+    previous.write_text('{"previous": "results"}')
+    with pytest.raises(TypeError, match='not JSON serializable'):
+        test_api.main([str(config), str(ckpt), '--work-dir', str(work)])
+    assert previous.read_text() == '{"previous": "results"}'
+    assert os.listdir(work) == [test_api.RESULTS_FILE]

@@ -8,7 +8,7 @@ import torch
 from mmaction.structures import ActionDataSample
 from mmengine.config import Config
 
-from avtoolkit.checkpoint import read_state_dict
+from avtoolkit.checkpoint import WeightsMismatchError, read_state_dict
 from avtoolkit.models.classifiers import AVClassifier, VisualClassifier
 from avtoolkit.models.heads.cls_head import MLPClsHead
 from avtoolkit.registry import MODELS
@@ -323,14 +323,48 @@ def test_pretrained_checkpoint_missing_encoder_keys_is_refused(
     bad = str(tmp_path / 'no_neck.pth')
     torch.save({'state_dict': partial}, bad)
     model = MODELS.build(classifier_cfg(tiny_cfg, pretrained=bad))
-    with pytest.raises(RuntimeError, match='missing.*neck\\.'):
+    with pytest.raises(WeightsMismatchError, match='missing.*neck\\.'):
         model.init_weights()
     # non-strict: loads the backbones and reports the missing neck
     report = model.load_pretrained(bad, strict=False)
     assert report.missing and all(k.startswith('neck.')
                                   for k in report.missing)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match='absent.pth'):
         model.load_pretrained(str(tmp_path / 'absent.pth'))
+
+
+def test_pretrained_checkpoint_of_another_architecture_is_refused(
+        tiny_cfg, pretrain_ckpt, tmp_path):
+    """Shapes that differ mean another architecture: refused even when not
+    strict (the model is left as it was); keys the model lacks under the
+    encoder prefixes are refused when strict, reported otherwise."""
+    path, _ = pretrain_ckpt
+    state = read_state_dict(path)
+    name = next(k for k in state if k.startswith('neck.')
+                and state[k].dim() == 2)
+    wider = dict(state)
+    wider[name] = torch.zeros(state[name].shape[0] + 1, state[name].shape[1])
+    bad = str(tmp_path / 'wider.pth')
+    torch.save({'state_dict': wider}, bad)
+    model = MODELS.build(classifier_cfg(tiny_cfg))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for strict in (True, False):
+        with pytest.raises(WeightsMismatchError, match='shapes.*wider.pth'
+                           '|wider.pth.*shapes') as info:
+            model.load_pretrained(bad, strict=strict)
+        assert info.value.report.shape_mismatch[0].startswith(name)
+    assert all(torch.equal(v, before[k])
+               for k, v in model.state_dict().items())
+
+    extra = dict(state)
+    extra['neck.not_in_the_model.weight'] = torch.zeros(3)
+    torch.save({'state_dict': extra}, bad)
+    with pytest.raises(WeightsMismatchError,
+                       match='unexpected.*neck.not_in_the_model'):
+        model.load_pretrained(bad)
+    report = model.load_pretrained(bad, strict=False)
+    assert report.unexpected == ['neck.not_in_the_model.weight']
+    assert report.missing == []
 
 
 def test_mmengine_pretrained_init_cfg(tiny_cfg, pretrain_ckpt):

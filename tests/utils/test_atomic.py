@@ -52,3 +52,30 @@ def test_mode_is_checked(tmp_path):
     with pytest.raises(ValueError, match='mode'):
         with atomic_write(str(tmp_path / 'a'), 'a'):
             pass
+
+
+def test_temporary_names_and_their_cleanup(tmp_path):
+    """What a killed writer leaves (``.NAME.<random>.tmp``) is recognised
+    by the target's name, and only that is removed."""
+    import re
+
+    from avtoolkit.utils.atomic import remove_temp_files, temp_file_pattern
+    with atomic_path(str(tmp_path / 'a.npy')) as tmp:
+        name = os.path.basename(tmp)
+        assert re.fullmatch(temp_file_pattern(r'a\.npy'), name)
+        assert not re.fullmatch(temp_file_pattern(r'b\.npy'), name)
+        open(tmp, 'wb').write(b'x')
+    left = ['.a.npy.x1y2z3_q.tmp', '.b.npy.abcdefgh.tmp', '.c.tmp',
+            'a.npy.tmp', '.a.npy.tmp', 'a.npy']
+    for name in left[:-1]:
+        (tmp_path / name).write_bytes(b'')
+    assert remove_temp_files(str(tmp_path), r'.+\.npy') == [
+        '.a.npy.x1y2z3_q.tmp', '.b.npy.abcdefgh.tmp']
+    assert sorted(os.listdir(tmp_path)) == sorted(left[2:])
+    assert remove_temp_files(str(tmp_path / 'absent'), 'x') == []
+
+
+def test_text_keeps_line_ends_when_asked(tmp_path):
+    path = tmp_path / 'list.txt'
+    write_text_atomic(str(path), 'a\r\nb\n', newline='')
+    assert path.read_bytes() == b'a\r\nb\n'

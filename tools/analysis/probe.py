@@ -15,8 +15,6 @@ loads into it (the classifier head is not used).  Prints a table and writes the 
 (default ``WORK_DIR/probe_<checkpoint name>.json``).
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 import time
@@ -92,10 +90,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
                                                  extract_pooled_features)
     from avtoolkit.evaluation.loaders import build_dataloader, probe_settings
     from avtoolkit.evaluation.probes import run_probes
+    from avtoolkit.checkpoint.io import check_checkpoint_file
     from avtoolkit.data_prep import prepare
     from avtoolkit.models.algorithms.avbert_encoder import AVBERTEncoder
     from avtoolkit.registry import MODELS
     from avtoolkit.utils import register_all_modules
+    from avtoolkit.utils.atomic import write_json_atomic
 
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
@@ -105,8 +105,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     random_only = args.checkpoint == 'random'
-    if not random_only and not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint "{args.checkpoint}" not found')
+    if not random_only:
+        check_checkpoint_file(args.checkpoint)
     model_type = cfg.model.get('type')
     model_cls = MODELS.get(model_type) if isinstance(model_type, str) \
         else model_type
@@ -160,9 +160,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         stem = 'random' if random_only else osp.splitext(
             osp.basename(args.checkpoint))[0]
         out = osp.join(work_dir, f'probe_{stem}.json')
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    with open(out, 'w') as f:
-        json.dump(results, f, indent=2)
+    write_json_atomic(out, results, indent=2)
     print(f'results written to {out}')
     results['results_file'] = out
     return results

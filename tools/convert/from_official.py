@@ -7,7 +7,8 @@
 The CNNs are mapped onto the release-variant model (default: the release
 visual and audio CNN base configs); the ``_B`` caches are dropped and the
 missing / unexpected keys are printed.  Without ``--trust`` the file is read
-with ``torch.load(weights_only=True)`` and its pickled ``cfg`` as a plain dict.
+with ``weights_only`` (tensors and plain containers only) and its pickled
+``cfg`` as a plain dict.
 See docs/checkpoints.md for the key mapping and its assumptions.
 """
 import argparse

@@ -5,7 +5,7 @@ Pretrained weights come from an AVBERT pretraining checkpoint (keys
 ``visual_backbone.*``, ``audio_backbone.*``, ``neck.*``; the pretraining heads
 are dropped) through the ``pretrained`` argument, loaded by
 :meth:`AVClassifier.init_weights` with
-:func:`avtoolkit.checkpoint.load_encoder_checkpoint` (the Runner calls it
+:func:`avtoolkit.checkpoint.load_weights` (the Runner calls it
 before training; testing loads the fine-tuned checkpoint instead).
 """
 from typing import Dict, Optional, Sequence, Tuple, Union
@@ -14,7 +14,7 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
-from avtoolkit.checkpoint.loading import LoadReport, load_encoder_checkpoint
+from avtoolkit.checkpoint.loading import LoadReport, load_weights
 from avtoolkit.models.algorithms.avbert_encoder import AVBERTEncoder
 from avtoolkit.models.structures import POOLED_FEATURES, pool_features
 from avtoolkit.registry import MODELS
@@ -177,7 +177,7 @@ class AVClassifier(ClassifierMixin, AVBERTEncoder):
         """Load the encoder of an AVBERT checkpoint (heads dropped)."""
         prefix_map = {self.pretrained_prefix + p: p
                       for p in self.encoder_prefixes}
-        return load_encoder_checkpoint(
+        return load_weights(
             self, filename, prefix_map,
             strict=self.strict_pretrained if strict is None else strict)
 

@@ -7,7 +7,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor
 
-from avtoolkit.checkpoint.loading import LoadReport, load_encoder_checkpoint
+from avtoolkit.checkpoint.loading import LoadReport, load_weights
 from avtoolkit.models.backbones.clip_sequence_encoder import \
     global_average_pool
 from avtoolkit.registry import MODELS
@@ -103,7 +103,7 @@ class VisualClassifier(ClassifierMixin, BaseModel):
     def load_pretrained(self, filename: str,
                         strict: Optional[bool] = None) -> LoadReport:
         """Load the visual CNN of an AVBERT checkpoint."""
-        return load_encoder_checkpoint(
+        return load_weights(
             self, filename, {self.pretrained_prefix: 'cnn.'},
             strict=self.strict_pretrained if strict is None else strict)
 
