@@ -1,69 +1,16 @@
-"""Synthetic data in the on-disk layouts of the downstream datasets, and the
-held-out validation split of the fine-tuning protocols.
+"""Synthetic data in the on-disk layouts of the downstream datasets.
 
-Part 1: :func:`generate_synthetic_downstream` writes one of four layouts
-from the synthetic audio-visual generator (:mod:`.synthetic`), so that the
-downstream readers (:mod:`.downstream`) and configs can be run end to end on
-a CPU without downloading anything:
+:func:`generate_synthetic_downstream` writes one of four layouts (``ucf101``,
+``kinetics_sounds``, ``charades``, ``esc50``) from the synthetic
+audio-visual generator, so that the readers of
+:mod:`avtoolkit.datasets.public_datasets` and the downstream configs run end
+to end on a CPU without downloading anything.  docs/downstream.md ("The
+synthetic layouts") lists the files of each layout and how labels and splits
+are derived.
 
-``ucf101`` (read by ``UCF101Dataset``)::
-
-    OUT/videos/<Class>/v_<Class>_g<GG>_c<CC>.mp4
-    OUT/ucfTrainTestlist/classInd.txt          "1 <Class>" ...
-    OUT/ucfTrainTestlist/trainlist0{1,2,3}.txt "<Class>/v_..._cCC.mp4 <k>"
-    OUT/ucfTrainTestlist/testlist0{1,2,3}.txt  "<Class>/v_..._cCC.mp4"
-
-  Every class has ``num_groups`` groups of clips (UCF101: 25 groups of 4-7
-  clips).  As in UCF101, where split k tests on groups 7(k-1)+1..7k, split k
-  here tests on the k-th block of ``max(1, round(7 * num_groups / 25))``
-  groups; the remaining groups are always in training.
-
-``kinetics_sounds`` (read by ``KineticsSoundsDataset`` from Kinetics CSVs)::
-
-    OUT/videos/<youtube_id>_000000_<seconds:06d>.mp4
-    OUT/train.csv, OUT/validate.csv
-        label,youtube_id,time_start,time_end,split
-    OUT/classes.txt                   one class name per line (label order)
-
-  ``validate.csv`` (the Kinetics validation videos, which serve as the test
-  set of Kinetics-Sounds) holds ``test_fraction`` of every class.
-
-``charades`` (read by ``CharadesDataset``)::
-
-    OUT/Charades_v1_480/<id>.mp4
-    OUT/Charades_v1_train.csv, OUT/Charades_v1_test.csv
-        id,subject,scene,quality,relevance,verified,script,objects,
-        descriptions,actions,length
-    OUT/Charades_v1_classes.txt       "c000 <description>" per line
-
-  Multi-label, time-stamped actions derived from the per-second events of
-  each video (``num_classes + 2`` classes): ``c<label>`` (the video's class)
-  from the first event onset to the end of the last event; ``c<K>`` "loud
-  event" over every event with loudness >= 0.85 (the object is more opaque
-  and the sound louder); ``c<K+1>`` "high-pitched event" over every event
-  more than one semitone above its class's pitch (the object is smaller).
-  ``test_fraction`` of every class goes to the test CSV.
-
-``esc50`` (read by ``ESC50Dataset``)::
-
-    OUT/audio/<fold>-<source id>-A-<target>.wav   16-bit PCM mono
-    OUT/meta/esc50.csv   filename,fold,target,category,esc10,src_file,take
-
-  Sound tracks of the synthetic generator (no video is rendered), balanced
-  over classes and over the 5 folds; ESC-50 clips last 5 s (``seconds``).
-
-The video layouts hard-link (or, where links fail, copy) the files of a
-complete synthetic dataset generated in ``OUT/source`` by
-:func:`~avtoolkit.data_prep.synthetic_av.generate_synthetic_av` (labels, events and
-content are the generator's).  Everything is determined by the parameters:
-the same call writes the same files.  Like the generator, this function never
-writes into a non-empty folder it did not create (``overwrite`` to allow it;
-even then only its own file names are replaced), skips a folder that already
-holds a complete layout with the same parameters, and replaces its own
-files when the parameters change.  ``OUT/.synthetic_downstream.json`` marks
-ownership and lists every file the layout writes; ``OUT/summary.json``
-records parameters, splits and files once the layout is complete.
-
+The video layouts hard-link (or copy) the files of a synthetic dataset
+generated in ``OUT/source``; the same parameters give the same files, and
+``OUT/.synthetic_downstream.json`` marks the folder as this generator's.
 """
 import csv
 import io
