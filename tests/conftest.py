@@ -79,3 +79,39 @@ def load_tool():
         return loaded[relpath]
 
     return load
+
+
+@pytest.fixture(scope='module')
+def single_thread():
+    """One intra-op thread for a module: on a busy 2-core machine a second
+    thread makes small convolutions many times slower.  Use with
+    ``pytestmark = pytest.mark.usefixtures('single_thread')``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope='session')
+def narrow_avbert_cfg(repo_root):
+    """``narrow_avbert_cfg(num_negatives=6)``: the tiny AVBERT pretraining
+    config (configs/_base_/models/avbert_tiny.py) narrowed to D = 32 for fast
+    tests, as a fresh ConfigDict on every call."""
+    import copy
+
+    from mmengine.config import Config
+    base = Config.fromfile(
+        osp.join(repo_root, 'configs', '_base_', 'models',
+                 'avbert_tiny.py')).model
+
+    def make(num_negatives: int = 6):
+        model = copy.deepcopy(base)
+        model.neck.update(embed_dim=32, num_heads=2, ffn_dim=64, rank=8)
+        model.visual_backbone.embed_dim = 32
+        model.audio_backbone.embed_dim = 32
+        model.mep_head.update(in_channels=32, proj_channels=16)
+        model.cpp_head.update(in_channels=32, hidden_channels=32)
+        model.sampler.num_negatives = num_negatives
+        return model
+
+    return make

@@ -65,7 +65,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     import torch
-    from mmengine.config import Config
 
     from avtoolkit.checkpoint.io import check_checkpoint_file
     from avtoolkit.evaluation.extraction import (available_features,
@@ -73,15 +72,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from avtoolkit.evaluation.feature_writers import check_output_dir
     from avtoolkit.evaluation.loaders import (feature_dataloader,
                                               pipeline_modalities)
+    from avtoolkit.apis.common import read_config
     from avtoolkit.utils import register_all_modules
 
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file "{args.config}" not found')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = read_config(args.config, args.cfg_options)
     # Fail before any work if the checkpoint is missing or the output exists.
     checkpoint = None if args.checkpoint == 'random' else args.checkpoint
     if checkpoint is not None:

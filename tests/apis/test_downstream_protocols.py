@@ -30,14 +30,7 @@ COMMON = [
      for key in ('batch_size=2', 'num_workers=0', 'persistent_workers=False')]
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    """One intra-op thread: on a busy 2-core machine a second thread makes
-    these small convolutions many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def short_sequences(num_clips):

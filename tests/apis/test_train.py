@@ -1,6 +1,5 @@
 """tools/train.py: train, checkpoint, resume, refuse unsafe checkpoints."""
 import os.path as osp
-import sys
 
 import pytest
 import torch

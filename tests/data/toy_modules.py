@@ -103,3 +103,29 @@ class RecordBatchesHook(Hook):
                 iter=runner.iter,
                 checksum=float(torch.as_tensor(first).double().sum()))) +
                     '\n')
+
+
+@MODELS.register_module(force=True)
+class TinyConv3d(nn.Module):
+    """A tiny visual CNN for ``ClipSequenceEncoder``:
+    (N, 3, F, H, W) -> (N, 6, F, H, W)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(3, 6, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+@MODELS.register_module(force=True)
+class TinyConv2d(nn.Module):
+    """A tiny audio CNN for ``ClipSequenceEncoder``:
+    (N, 1, mel, frames) -> (N, 5, mel, frames)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 5, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)

@@ -7,7 +7,6 @@ import os.path as osp
 import wave
 
 import pytest
-import torch
 from mmengine.config import Config
 
 from avtoolkit.data_prep import synthetic_av as synthetic
@@ -24,14 +23,7 @@ from avtoolkit.registry import DATASETS
 SMALL = dict(seconds=2, height=32, width=32, fps=8, verbose=False)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    """One intra-op thread: on a busy 2-core machine a second thread makes
-    these small convolutions many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 @pytest.fixture(scope='module')

@@ -19,33 +19,10 @@ from avtoolkit.evaluation.feature_writers import (NpyFeatureWriter,
 from avtoolkit.evaluation.probes import run_probes
 from avtoolkit.models.backbones.clip_sequence_encoder import \
     global_average_pool
-from avtoolkit.registry import MODELS
+
+from toy_modules import TinyConv2d, TinyConv3d  # noqa: F401  (registers)
 
 T, D = 3, 32
-
-
-@MODELS.register_module(name='TinyConv3dForExtractionTest', force=True)
-class TinyConv3d(nn.Module):
-    """(N, 3, F, H, W) -> (N, 6, F, H, W)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv3d(3, 6, 3, padding=1)
-
-    def forward(self, x):
-        return self.conv(x)
-
-
-@MODELS.register_module(name='TinyConv2dForExtractionTest', force=True)
-class TinyConv2d(nn.Module):
-    """(N, 1, mel, frames) -> (N, 5, mel, frames)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 5, 3, padding=1)
-
-    def forward(self, x):
-        return self.conv(x)
 
 
 def model_cfg(fusion='mid'):
@@ -53,10 +30,10 @@ def model_cfg(fusion='mid'):
         type='AVBERTEncoder',
         data_preprocessor=dict(type='AVDataPreprocessor'),
         visual_backbone=dict(type='ClipSequenceEncoder',
-                             cnn=dict(type='TinyConv3dForExtractionTest'),
+                             cnn=dict(type='TinyConv3d'),
                              feat_dim=6, embed_dim=D, clip_ndim=4),
         audio_backbone=dict(type='ClipSequenceEncoder',
-                            cnn=dict(type='TinyConv2dForExtractionTest'),
+                            cnn=dict(type='TinyConv2d'),
                             feat_dim=5, embed_dim=D, clip_ndim=3),
         neck=dict(type='SharedLowRankTransformer', embed_dim=D,
                   num_layers=1, num_heads=4, ffn_dim=64, rank=8,

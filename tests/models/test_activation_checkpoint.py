@@ -11,7 +11,6 @@ import copy
 
 import pytest
 import torch
-from mmengine.config import Config
 from torch import nn
 
 from avtoolkit.registry import MODELS
@@ -20,16 +19,8 @@ B, T = 2, 5
 
 
 @pytest.fixture(scope='module')
-def tiny_cfg(repo_root):
-    cfg = Config.fromfile(f'{repo_root}/configs/_base_/models/avbert_tiny.py')
-    model = copy.deepcopy(cfg.model)
-    model.neck.update(embed_dim=32, num_heads=2, ffn_dim=64, rank=8)
-    model.visual_backbone.embed_dim = 32
-    model.audio_backbone.embed_dim = 32
-    model.mep_head.update(in_channels=32, proj_channels=16)
-    model.cpp_head.update(in_channels=32, hidden_channels=32)
-    model.sampler.num_negatives = 4
-    return model
+def tiny_cfg(narrow_avbert_cfg):
+    return narrow_avbert_cfg(num_negatives=4)
 
 
 def _data(seed=0):

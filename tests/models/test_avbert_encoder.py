@@ -9,6 +9,8 @@ from torch import nn
 from avtoolkit.models.algorithms import AVBERTEncoder
 from avtoolkit.models.structures import AVOutputs
 from avtoolkit.registry import MODELS
+from toy_modules import TinyConv3d  # noqa: F401  (registers it)
+
 
 B, T, D = 2, 4, 32
 VIDEO_SHAPE = (3, 2, 8, 8)  # C, F, H, W
@@ -25,18 +27,6 @@ class TinyClipEncoder(nn.Module):
 
     def forward(self, x):
         return self.proj(x.flatten(2))
-
-
-@MODELS.register_module(name='TinyConv3dForTest', force=True)
-class TinyConv3d(nn.Module):
-    """Tiny CNN for ClipSequenceEncoder: (N, 3, F, H, W) -> (N, 6, ...)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv3d(3, 6, 3, padding=1)
-
-    def forward(self, x):
-        return self.conv(x)
 
 
 def neck_cfg(**kwargs):
@@ -151,7 +141,7 @@ def test_with_clip_sequence_encoder_and_backward():
     model = MODELS.build(
         dict(type='AVBERTEncoder',
              visual_backbone=dict(type='ClipSequenceEncoder',
-                                  cnn=dict(type='TinyConv3dForTest'),
+                                  cnn=dict(type='TinyConv3d'),
                                   feat_dim=6, embed_dim=D),
              audio_backbone=dict(type='TinyClipEncoderForTest',
                                  clip_numel=8 * 10, embed_dim=D),

@@ -17,14 +17,7 @@ B, T, V, K = 2, 3, 3, 5
 D = 128  # width of the tiny neck
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _single_thread():
-    """One intra-op thread: on a busy 2-core machine a second thread makes
-    these small convolutions many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 @pytest.fixture(scope='module')

@@ -7,12 +7,10 @@ numbers.  The last test replays one training step from the public methods in
 the documented order of random draws (mask, perm, neck dropout, visual then
 audio negatives, CPP positions) and requires ``AVBERT.loss`` to match.
 """
-import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
 
 from avtoolkit.models.heads import CPPHead, MEPHead
 from avtoolkit.models.losses import info_nce
@@ -208,16 +206,9 @@ def test_avoutputs_layout_helpers():
 
 # ------------------------------------------------------------ whole step
 @pytest.fixture(scope='module')
-def tiny_model(repo_root):
-    cfg = Config.fromfile(f'{repo_root}/configs/_base_/models/avbert_tiny.py')
-    model = copy.deepcopy(cfg.model)
-    model.neck.update(embed_dim=32, num_heads=2, ffn_dim=64, rank=8)
-    model.visual_backbone.embed_dim = 32
-    model.audio_backbone.embed_dim = 32
-    model.mep_head.update(in_channels=32, proj_channels=16,
-                          detach_targets=False)
-    model.cpp_head.update(in_channels=32, hidden_channels=32)
-    model.sampler.num_negatives = 6
+def tiny_model(narrow_avbert_cfg):
+    model = narrow_avbert_cfg(num_negatives=6)
+    model.mep_head.detach_targets = False
     torch.manual_seed(0)
     return MODELS.build(model).train()
 

@@ -84,7 +84,6 @@ def format_table(results: dict, features) -> str:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     import torch
-    from mmengine.config import Config
 
     from avtoolkit.evaluation.extraction import (build_model,
                                                  extract_pooled_features)
@@ -94,16 +93,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from avtoolkit.data_prep import prepare
     from avtoolkit.models.algorithms.avbert_encoder import AVBERTEncoder
     from avtoolkit.registry import MODELS
+    from avtoolkit.apis.common import read_config
     from avtoolkit.utils import register_all_modules
     from avtoolkit.utils.atomic import write_json_atomic
 
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file "{args.config}" not found')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = read_config(args.config, args.cfg_options)
     random_only = args.checkpoint == 'random'
     if not random_only:
         check_checkpoint_file(args.checkpoint)

@@ -18,6 +18,7 @@ sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from avtoolkit.checkpoint import CONVERSION_ERRORS  # noqa: E402
+from avtoolkit.utils.cli import exit_status  # noqa: E402
 from avtoolkit.checkpoint.convert_mmaction import (  # noqa: E402
     ROLES, convert_to_mmaction)
 
@@ -59,12 +60,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """:func:`run`, with a user error as a one-line message and status 1."""
-    try:
-        run(argv)
-    except CONVERSION_ERRORS as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: run(argv), CONVERSION_ERRORS)
 
 
 if __name__ == '__main__':

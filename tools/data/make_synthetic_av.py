@@ -19,6 +19,7 @@ sys.path.insert(
 
 from avtoolkit.data_prep.synthetic_av import (  # noqa: E402
     BROKEN_KINDS, generate_synthetic_av)
+from avtoolkit.utils.cli import exit_status  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -57,29 +58,13 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        generate_synthetic_av(
-            args.out_dir,
-            num_videos=args.num_videos,
-            seconds=args.seconds,
-            num_classes=args.num_classes,
-            seed=args.seed,
-            height=args.height,
-            width=args.width,
-            fps=args.fps,
-            sample_rate=args.sample_rate,
-            val_fraction=args.val_fraction,
-            scene_seconds=args.scene_seconds,
-            workers=args.workers,
-            overwrite=args.overwrite,
-            broken=args.broken,
-            verbose=not args.quiet)
-    except (FileExistsError, NotADirectoryError, ValueError,
-            TypeError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    return 0
+    args = vars(parse_args(argv))
+    verbose = not args.pop('quiet')
+    out_dir = args.pop('out_dir')
+    return exit_status(
+        lambda: generate_synthetic_av(out_dir, verbose=verbose, **args),
+        (FileExistsError, NotADirectoryError, ValueError, TypeError),
+        status=2)
 
 
 if __name__ == '__main__':

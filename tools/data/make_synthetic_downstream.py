@@ -24,6 +24,7 @@ sys.path.insert(
 
 from avtoolkit.data_prep.synthetic_layouts import (  # noqa: E402
     LAYOUTS, generate_synthetic_downstream)
+from avtoolkit.utils.cli import exit_status  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -61,29 +62,14 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        generate_synthetic_downstream(
-            args.out_dir,
-            args.layout,
-            num_videos=args.num_videos,
-            seconds=args.seconds,
-            num_classes=args.num_classes,
-            seed=args.seed,
-            height=args.height,
-            width=args.width,
-            fps=args.fps,
-            sample_rate=args.sample_rate,
-            test_fraction=args.test_fraction,
-            num_groups=args.num_groups,
-            workers=args.workers,
-            overwrite=args.overwrite,
-            verbose=not args.quiet)
-    except (FileExistsError, NotADirectoryError, ValueError,
-            TypeError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    return 0
+    args = vars(parse_args(argv))
+    verbose = not args.pop('quiet')
+    out_dir = args.pop('out_dir')
+    return exit_status(
+        lambda: generate_synthetic_downstream(out_dir, verbose=verbose,
+                                              **args),
+        (FileExistsError, NotADirectoryError, ValueError, TypeError),
+        status=2)
 
 
 if __name__ == '__main__':

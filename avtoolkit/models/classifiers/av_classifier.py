@@ -11,10 +11,8 @@ before training; testing loads the fine-tuned checkpoint instead).
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.logging import print_log
 from torch import Tensor
 
-from avtoolkit.checkpoint.loading import LoadReport, load_weights
 from avtoolkit.models.algorithms.avbert_encoder import AVBERTEncoder
 from avtoolkit.models.structures import POOLED_FEATURES, pool_features
 from avtoolkit.registry import MODELS
@@ -172,23 +170,11 @@ class AVClassifier(ClassifierMixin, AVBERTEncoder):
             ('audio_backbone.', self.audio_backbone)) if module is not None]
         return tuple(names) + ('neck.', )
 
-    def load_pretrained(self, filename: str,
-                        strict: Optional[bool] = None) -> LoadReport:
-        """Load the encoder of an AVBERT checkpoint (heads dropped)."""
-        prefix_map = {self.pretrained_prefix + p: p
-                      for p in self.encoder_prefixes}
-        return load_weights(
-            self, filename, prefix_map,
-            strict=self.strict_pretrained if strict is None else strict)
+    pretrained_part = 'encoder'
 
-    def init_weights(self) -> None:
-        """Random initialisation, then the ``pretrained`` encoder if set."""
-        super().init_weights()
-        if self.pretrained:
-            self.load_pretrained(self.pretrained)
-        elif not self.init_cfg:
-            print_log('AVClassifier: no pretrained checkpoint; the encoder '
-                      'starts from random weights', logger='current')
+    def pretrained_prefix_map(self) -> Dict[str, str]:
+        """The encoder of an AVBERT checkpoint (its heads are dropped)."""
+        return {self.pretrained_prefix + p: p for p in self.encoder_prefixes}
 
     # ------------------------------------------------------------ forward
     def _encode_views(self, inputs: Dict[str, Tensor]) -> Tuple[Tensor, int]:

@@ -13,14 +13,16 @@ one ``(num_classes,)`` probability vector per sample with
 ``ActionDataSample.set_pred_score``, which ``MultiViewAccuracy`` (use
 ``aggregate='mean_score'``) and ``MultiLabelMAP`` read.
 """
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmaction.structures import ActionDataSample
+from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
+from avtoolkit.checkpoint.loading import LoadReport, load_weights
 from avtoolkit.registry import MODELS
 
 VIEW_REDUCTIONS = ('mean', 'max')
@@ -68,12 +70,44 @@ def _check_num_classes(num_classes) -> int:
 
 
 class ClassifierMixin:
-    """Labels, losses and prediction packing shared by the two models."""
+    """Pretrained weights, labels, losses and prediction packing shared by
+    the two models.
+
+    A model sets ``pretrained`` (a checkpoint path or None),
+    ``strict_pretrained`` and ``pretrained_part`` (what the checkpoint
+    fills, for the log), and defines :meth:`pretrained_prefix_map`.
+    """
 
     num_classes: int
     multi_label: bool
     view_reduce: str
     label_smoothing: float
+    pretrained: Optional[str]
+    strict_pretrained: bool
+    pretrained_part: str
+
+    def pretrained_prefix_map(self) -> Dict[str, str]:
+        """Checkpoint key prefix -> model key prefix of the pretrained
+        part."""
+        raise TypeError(f'{type(self).__name__} must define '
+                        'pretrained_prefix_map')
+
+    def load_pretrained(self, filename: str,
+                        strict: Optional[bool] = None) -> LoadReport:
+        """Load the pretrained part from an AVBERT checkpoint."""
+        return load_weights(
+            self, filename, self.pretrained_prefix_map(),
+            strict=self.strict_pretrained if strict is None else strict)
+
+    def init_weights(self) -> None:
+        """Random initialisation, then the ``pretrained`` weights if set."""
+        super().init_weights()
+        if self.pretrained:
+            self.load_pretrained(self.pretrained)
+        elif not self.init_cfg:
+            print_log(f'{type(self).__name__}: no pretrained checkpoint; the '
+                      f'{self.pretrained_part} starts from random weights',
+                      logger='current')
 
     def _check_common(self, num_classes, multi_label, view_reduce,
                       label_smoothing) -> None:

@@ -3,11 +3,9 @@
 from typing import Dict, Optional, Tuple
 
 import torch
-from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor
 
-from avtoolkit.checkpoint.loading import LoadReport, load_weights
 from avtoolkit.models.backbones.clip_sequence_encoder import \
     global_average_pool
 from avtoolkit.registry import MODELS
@@ -100,21 +98,11 @@ class VisualClassifier(ClassifierMixin, BaseModel):
         self.pretrained_prefix = pretrained_prefix
         self.strict_pretrained = strict_pretrained
 
-    def load_pretrained(self, filename: str,
-                        strict: Optional[bool] = None) -> LoadReport:
-        """Load the visual CNN of an AVBERT checkpoint."""
-        return load_weights(
-            self, filename, {self.pretrained_prefix: 'cnn.'},
-            strict=self.strict_pretrained if strict is None else strict)
+    pretrained_part = 'CNN'
 
-    def init_weights(self) -> None:
-        """Random initialisation, then the ``pretrained`` CNN if set."""
-        super().init_weights()
-        if self.pretrained:
-            self.load_pretrained(self.pretrained)
-        elif not self.init_cfg:
-            print_log('VisualClassifier: no pretrained checkpoint; the CNN '
-                      'starts from random weights', logger='current')
+    def pretrained_prefix_map(self) -> Dict[str, str]:
+        """The visual CNN of an AVBERT checkpoint."""
+        return {self.pretrained_prefix: 'cnn.'}
 
     def _clip_features(self, clips: Tensor) -> Tensor:
         """(N, C, F, H, W) -> (N, in_channels)."""
