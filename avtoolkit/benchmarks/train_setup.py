@@ -8,7 +8,6 @@ timer of one call.
 """
 import contextlib
 import gc
-import logging
 import time
 from typing import Callable, Iterator, Optional, Tuple
 
@@ -56,27 +55,20 @@ def build_model(cfg, device: torch.device, dtype: str):
     Raises:
         TypeError: when the config does not build an AVBERT model.
     """
-    from mmengine.logging import MMLogger
     from mmengine.optim import build_optim_wrapper
 
     from avtoolkit.models.algorithms import AVBERT
     from avtoolkit.registry import MODELS
     from avtoolkit.utils import register_all_modules
+    from avtoolkit.utils.logs import init_weights_quietly
 
     register_all_modules(init_default_scope=True)
     model = MODELS.build(cfg.model)
     if not isinstance(model, AVBERT):
         raise TypeError('the training benchmark needs an AVBERT pretraining '
                         f'model, the config builds {type(model).__name__}')
-    # As the Runner does before training; its per-parameter report is
-    # logged at INFO, which the benchmark's output can do without.
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
+    # As the Runner does before training, without its per-parameter report.
+    init_weights_quietly(model)
     model = model.to(device).train()
     ow_cfg = optim_wrapper_cfg(cfg.optim_wrapper, device, dtype)
     optim_wrapper = build_optim_wrapper(model, ow_cfg)

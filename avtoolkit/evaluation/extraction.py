@@ -28,7 +28,6 @@ Only final outputs are available: ``SharedLowRankTransformer.forward``
 returns the last layer of every Transformer and has no option to return
 intermediate layers.
 """
-import logging
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -38,6 +37,7 @@ from torch import Tensor, nn
 from avtoolkit.checkpoint.loading import load_weights
 from avtoolkit.models.structures import (POOLED_FEATURES, AVOutputs,
                                          pool_features)
+from avtoolkit.utils.logs import init_weights_quietly
 
 from .feature_writers import (NpyFeatureWriter, WebDatasetFeatureWriter,
                               check_output_dir)
@@ -73,21 +73,6 @@ def sample_label(data_sample) -> Optional[object]:
     if value.is_floating_point() and value.numel() > 1:
         return value.nonzero().flatten().tolist()  # one-hot target
     return [int(v) for v in value]
-
-
-def init_weights_quietly(module: nn.Module) -> None:
-    """``module.init_weights()`` without mmengine's per-parameter report
-    (hundreds of INFO lines on the console when no log file is open)."""
-    if not hasattr(module, 'init_weights'):
-        return
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        module.init_weights()
-    finally:
-        logger.setLevel(level)
 
 
 def build_model(model_cfg: dict, checkpoint: Optional[str] = None,

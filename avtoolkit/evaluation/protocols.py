@@ -40,7 +40,8 @@ from avtoolkit.checkpoint.io import check_checkpoint_file
 from avtoolkit.checkpoint.loading import load_weights
 from avtoolkit.registry import PROTOCOLS
 from avtoolkit.utils.atomic import atomic_write, write_bytes_atomic
-from .extraction import ProjectionInputTap, init_weights_quietly
+from avtoolkit.utils.logs import init_weights_quietly
+from .extraction import ProjectionInputTap
 from .loaders import as_plain
 from .linear_svm import LinearSVM
 from .cross_validation import VAL_STRATEGIES, cross_validate_svm

@@ -64,36 +64,14 @@ def slowfast_encoder():
 
 
 # ===================================================== avtoolkit -> mmaction
-# mmaction2's own SlowFast-R50 recognizer, written as a user of mmaction2
-# would, with the backbone settings of configs/_base_/models/
-# visual_slowfast_r50.py (alpha 8, beta 1/8, Table 3 kernels).
+# mmaction2's own SlowFast-R50 recognizer: its backbone has the settings of
+# configs/_base_/models/visual_slowfast_r50.py (alpha 8, beta 1/8, Table 3
+# kernels), the rest is written as a user of mmaction2 would.
 MMACTION_SLOWFAST = dict(
     type='Recognizer3D',
-    backbone=dict(
-        type='ResNet3dSlowFast',
-        pretrained=None,
-        resample_rate=8,
-        speed_ratio=8,
-        channel_ratio=8,
-        slow_pathway=dict(
-            type='resnet3d',
-            depth=50,
-            pretrained=None,
-            lateral=True,
-            conv1_kernel=(1, 7, 7),
-            dilations=(1, 1, 1, 1),
-            conv1_stride_t=1,
-            pool1_stride_t=1,
-            inflate=(0, 0, 1, 1)),
-        fast_pathway=dict(
-            type='resnet3d',
-            depth=50,
-            pretrained=None,
-            lateral=False,
-            base_channels=8,
-            conv1_kernel=(5, 7, 7),
-            conv1_stride_t=1,
-            pool1_stride_t=1)),
+    backbone=Config.fromfile(config_path(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+        'visual_slowfast_r50.py')).visual_backbone.cnn.to_dict(),
     cls_head=dict(
         type='SlowFastHead',
         in_channels=2304,
