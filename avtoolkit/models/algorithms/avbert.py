@@ -83,19 +83,17 @@ class AVBERT(AVBERTEncoder):
             dict(dict(type='MaskGenerator'), **(mask_generator or {})))
         fusion = self.neck.fusion
         streams, classifiers = _FUSION_OBJECTIVES[fusion]
-        extra = set(self.mep_head.streams) - set(streams)
-        if extra:
-            raise ValueError(
-                f'{fusion} fusion has no output for MEP streams '
-                f'{sorted(extra)}; set mep_head.streams to a subset of '
-                f'{streams}')
-        if self.cpp_head is not None:
-            extra = set(self.cpp_head.classifiers) - set(classifiers)
+        for what, key, asked, possible in (
+                ('MEP streams', 'mep_head.streams', self.mep_head.streams,
+                 streams),
+                ('CPP classifiers', 'cpp_head.classifiers',
+                 self.cpp_head.classifiers if self.cpp_head else (),
+                 classifiers)):
+            extra = set(asked) - set(possible)
             if extra:
                 raise ValueError(
-                    f'{fusion} fusion has no output for CPP classifiers '
-                    f'{sorted(extra)}; set cpp_head.classifiers to a subset '
-                    f'of {classifiers}')
+                    f'{fusion} fusion has no output for {what} '
+                    f'{sorted(extra)}; set {key} to a subset of {possible}')
 
     @property
     def _needs_mismatched_pass(self) -> bool:
