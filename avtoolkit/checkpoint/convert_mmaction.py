@@ -13,6 +13,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from mmengine.config import Config
 from torch import Tensor, nn
 
+from avtoolkit.checkpoint.config_text import (ConfigTextError,
+                                           parse_config_text)
 from avtoolkit.checkpoint.io import (ConversionError, plain_config,
                                      read_checkpoint, save_checkpoint)
 from avtoolkit.checkpoint.loading import extract_state_dict
@@ -74,13 +76,15 @@ def resolve_mmaction_target(modality: str,
         sources.append((Config.fromfile(config), f'config {config}', True))
     elif checkpoint_meta is not None and isinstance(
             checkpoint_meta.get('cfg'), str):
+        # Read as data: Config.fromstring would execute the stored text.
         try:
-            sources.append((Config.fromstring(checkpoint_meta['cfg'], '.py'),
-                            'the config stored in the checkpoint', False))
-        except Exception as err:  # unparsable text: say so below
-            raise ConversionError('the config stored in the checkpoint '
-                                  f'cannot be parsed ({err}); pass --config'
-                                  ) from err
+            stored = parse_config_text(checkpoint_meta['cfg'],
+                                       'the config stored in the checkpoint')
+        except ConfigTextError as err:
+            raise ConversionError(f'{err}; pass the model config with '
+                                  '--config') from err
+        sources.append((Config(stored), 'the config stored in the checkpoint',
+                        False))
     if not sources:
         raise ConversionError(
             'cannot check the exported weights: no --config given and the '
