@@ -7,6 +7,8 @@ from typing import Optional
 import torch
 from mmengine.config import Config, DictAction
 
+from avtoolkit.utils.config_overrides import check_top_level_overrides
+
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--work-dir', help='folder for logs and checkpoints')
@@ -27,6 +29,7 @@ def read_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         raise FileNotFoundError(f'config file "{path}" does not exist')
     cfg = Config.fromfile(path)
     if cfg_options:
+        check_top_level_overrides(path, cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     return cfg
 
