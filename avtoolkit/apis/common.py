@@ -19,6 +19,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
         help='how the processes were started (pytorch = torchrun)')
+    parser.add_argument(
+        '--dist-timeout', type=float, metavar='SECONDS',
+        help='how long a process waits for the others in a collective '
+        'operation before the job fails (env_cfg.dist_cfg.timeout; default '
+        '600)')
     # torchrun passes --local-rank to old-style scripts; accept both spellings.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
@@ -39,6 +44,12 @@ def load_config(args: argparse.Namespace) -> Config:
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     cfg = read_config(args.config, args.cfg_options)
+    if getattr(args, 'dist_timeout', None) is not None:
+        if cfg.get('env_cfg') is None:
+            cfg.env_cfg = dict()
+        if cfg.env_cfg.get('dist_cfg') is None:
+            cfg.env_cfg.dist_cfg = dict()
+        cfg.env_cfg.dist_cfg.timeout = args.dist_timeout
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

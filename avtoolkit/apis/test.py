@@ -24,7 +24,8 @@ from avtoolkit.apis.train import build_runner
 from avtoolkit.checkpoint.io import check_checkpoint_file
 from avtoolkit.utils import register_all_modules
 from avtoolkit.utils.atomic import write_json_atomic
-from avtoolkit.utils.dist import finish_distributed, prepare_distributed
+from avtoolkit.utils.dist import (finish_distributed, prepare_distributed,
+                                  report_collective_timeouts)
 
 RESULTS_FILE = 'protocol_results.json'
 
@@ -117,6 +118,7 @@ def main(argv: Optional[List[str]] = None):
     cfg = merge_args(cfg, args)
     prepare_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
-    metrics = runner.test()
+    with report_collective_timeouts(cfg):
+        metrics = runner.test()
     finish_distributed()
     return metrics

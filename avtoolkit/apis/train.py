@@ -12,7 +12,8 @@ from avtoolkit.apis.common import (add_common_args, apply_pretrained_option,
 from avtoolkit.data_prep import prepare
 from avtoolkit.engine.schedulers import fill_schedule_lengths
 from avtoolkit.utils import register_all_modules
-from avtoolkit.utils.dist import finish_distributed, prepare_distributed
+from avtoolkit.utils.dist import (finish_distributed, prepare_distributed,
+                                  report_collective_timeouts)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -79,6 +80,7 @@ def main(argv: Optional[List[str]] = None) -> Runner:
     runner = build_runner(cfg)
     print_log(f'work dir: {cfg.work_dir}', logger='current',
               level=logging.INFO)
-    runner.train()
+    with report_collective_timeouts(cfg):
+        runner.train()
     finish_distributed()
     return runner

@@ -86,6 +86,21 @@ class KillProcessHook(Hook):
 
 
 @HOOKS.register_module(force=True)
+class FreezeRankHook(Hook):
+    """Simulates a frozen rank: SIGSTOP the process of ``rank`` once
+    iteration ``at_iter`` has finished."""
+    priority = 'LOWEST'
+
+    def __init__(self, rank: int, at_iter: int):
+        self.rank, self.at_iter = rank, at_iter
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.rank == self.rank and runner.iter + 1 == self.at_iter:
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+
+@HOOKS.register_module(force=True)
 class RecordBatchesHook(Hook):
     """Appends the first input of every training batch to ``out_file`` (one
     JSON line per iteration), to compare data order across runs."""
