@@ -24,6 +24,7 @@ from avtoolkit.apis.train import build_runner
 from avtoolkit.checkpoint.io import check_checkpoint_file
 from avtoolkit.utils import register_all_modules
 from avtoolkit.utils.atomic import write_json_atomic
+from avtoolkit.utils.cli import check_new_output
 from avtoolkit.utils.dist import (finish_distributed, prepare_distributed,
                                   report_collective_timeouts)
 
@@ -40,6 +41,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--dump', type=str,
         help='file to dump per-sample predictions to (.pkl; protocol '
         'configs: per-recording scores as .npz or .pkl)')
+    parser.add_argument(
+        '--overwrite', action='store_true',
+        help='replace existing output files (the --dump file, '
+        'WORK_DIR/protocol_results.json) instead of refusing')
+    parser.add_argument(
+        '--allow-partial-weights', action='store_true',
+        help='evaluate although the checkpoint lacks some of the model\'s '
+        'weights (left at their initial values) or holds others; without '
+        'it such a checkpoint (e.g. a pretraining one for a classifier) is '
+        'refused')
     parser.add_argument(
         '--compare-random', action='store_true',
         help='protocol configs: also evaluate the architecture with its '
@@ -63,6 +74,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.dump is not None:
         if not args.dump.endswith(('.pkl', '.pickle')):
             raise ValueError('--dump must name a .pkl or .pickle file')
+        check_new_output(args.dump, args.overwrite)
         dump = dict(type='DumpResults', out_file_path=args.dump)
         evaluator = cfg.test_evaluator
         if isinstance(evaluator, (list, tuple)):
@@ -70,6 +82,40 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         else:
             cfg.test_evaluator = [evaluator, dump]
     return cfg
+
+
+def load_test_weights(model, checkpoint: str, allow_partial: bool) -> None:
+    """Load ``checkpoint`` into the model to evaluate (all of it unless
+    ``allow_partial``).
+
+    mmengine's loader only warns about missing keys, so a pretraining
+    checkpoint given for a classifier was scored with a randomly
+    initialised head.
+
+    Raises:
+        WeightsMismatchError: missing or unexpected keys (without
+            ``allow_partial``) or shapes that differ; the message says what
+            to do.
+    """
+    from mmengine.model import is_model_wrapper
+
+    from avtoolkit.checkpoint.loading import (WeightsMismatchError,
+                                              load_weights)
+    module = model.module if is_model_wrapper(model) else model
+    try:
+        report = load_weights(module, checkpoint, '', strict=not allow_partial)
+    except WeightsMismatchError as err:
+        if err.report.shape_mismatch or not err.report.loaded:
+            raise
+        raise WeightsMismatchError(
+            f'checkpoint "{checkpoint}" does not hold all the weights of the '
+            'model to evaluate, or holds others:\n' + err.report.summary()
+            + '\nFor a pretraining checkpoint, fine-tune first (tools/'
+            'train.py with --cfg-options pretrained=CHECKPOINT) and test the '
+            'fine-tuned checkpoint, or use a protocol config; pass '
+            '--allow-partial-weights to evaluate anyway.', err.report
+        ) from err
+    print_log(report.summary(), logger='current', level=logging.INFO)
 
 
 def run_protocol(cfg: Config, args: argparse.Namespace) -> dict:
@@ -83,6 +129,9 @@ def run_protocol(cfg: Config, args: argparse.Namespace) -> dict:
     if args.dump is not None and not args.dump.endswith(
             ('.npz', '.pkl', '.pickle')):
         raise ValueError('--dump must name a .npz, .pkl or .pickle file')
+    path = osp.join(cfg.work_dir, RESULTS_FILE)
+    for output in filter(None, (args.dump, path)):
+        check_new_output(output, args.overwrite)
     checkpoint = _checkpoint(cfg, args)
     if 'model' not in cfg:
         raise KeyError('a protocol config needs the model config ("model")')
@@ -99,7 +148,6 @@ def run_protocol(cfg: Config, args: argparse.Namespace) -> dict:
     table = format_results_table(results)
     print_log('\n' + table, logger='current', level=logging.INFO)
     print(table, flush=True)
-    path = osp.join(cfg.work_dir, RESULTS_FILE)
     write_json_atomic(path, results, indent=2)
     print_log(f'results written to {path}', logger='current')
     results['results_file'] = path
@@ -116,8 +164,11 @@ def main(argv: Optional[List[str]] = None):
         raise ValueError('--compare-random needs a config with a protocol; '
                          'for probes use tools/analysis/probe.py')
     cfg = merge_args(cfg, args)
+    checkpoint = cfg.load_from
+    cfg.load_from = None  # loaded below, refusing weights that do not fit
     prepare_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
+    load_test_weights(runner.model, checkpoint, args.allow_partial_weights)
     with report_collective_timeouts(cfg):
         metrics = runner.test()
     finish_distributed()

@@ -6,11 +6,12 @@ import signal
 import numpy as np
 import torch
 from mmengine.dataset import BaseDataset
+from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from torch import nn
 
-from avtoolkit.registry import DATASETS, HOOKS, MODELS
+from avtoolkit.registry import DATASETS, HOOKS, METRICS, MODELS
 
 
 @MODELS.register_module(force=True)
@@ -144,3 +145,16 @@ class TinyConv2d(nn.Module):
 
     def forward(self, x):
         return self.conv(x)
+
+
+@METRICS.register_module(force=True)
+class ToyMSEMetric(BaseMetric):
+    """Mean squared error of the toy regressor's predictions."""
+
+    def process(self, data_batch, data_samples):
+        targets = data_batch['data_samples']
+        for pred, target in zip(data_samples, targets):
+            self.results.append((float(pred) - float(target))**2)
+
+    def compute_metrics(self, results):
+        return dict(mse=sum(results) / max(len(results), 1))

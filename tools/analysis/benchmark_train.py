@@ -32,6 +32,7 @@ from avtoolkit.benchmarks.report import DEFAULT_GLOBAL_BATCH, format_report
 from avtoolkit.benchmarks.train_setup import DTYPES
 from avtoolkit.benchmarks.train_step import run_benchmark
 from avtoolkit.utils.atomic import write_json_atomic
+from avtoolkit.utils.cli import check_new_output
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs/pretrain/k700_mid_part.py')
@@ -119,9 +120,16 @@ def parse_args(argv=None):
     parser.add_argument('--json', default=None, metavar='OUT',
                         help='write the full result as JSON to OUT ("-" for '
                         'stdout instead of the tables)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --json file')
     parser.add_argument('--quiet', action='store_true',
                         help='no progress lines on stderr')
     args = parser.parse_args(argv)
+    if args.json not in (None, '-'):
+        try:
+            check_new_output(args.json, args.overwrite)
+        except (FileExistsError, IsADirectoryError) as err:
+            parser.error(str(err))
     if not args.configs:
         args.configs = [DEFAULT_CONFIG]
         if args.compare_config is None:

@@ -53,6 +53,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', default='auto')
     parser.add_argument('--work-dir', default=None)
     parser.add_argument('--out', default=None, help='JSON file to write')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing results file')
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries (key=value)')
@@ -96,6 +98,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from avtoolkit.apis.common import read_config
     from avtoolkit.utils import register_all_modules
     from avtoolkit.utils.atomic import write_json_atomic
+    from avtoolkit.utils.cli import check_new_output
 
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
@@ -112,6 +115,21 @@ def main(argv: Optional[List[str]] = None) -> dict:
             'the probes read the pooled features of an AVBERT encoder (a '
             'pretraining config, or a fine-tuning config of type '
             f'AVClassifier); {args.config} builds {model_type}')
+    out = args.out
+    if out is None:
+        work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+            'work_dirs', osp.splitext(osp.basename(args.config))[0])
+        stem = 'random' if random_only else osp.splitext(
+            osp.basename(args.checkpoint))[0]
+        out = osp.join(work_dir, f'probe_{stem}.json')
+    check_new_output(out, args.overwrite)
+    device = args.device
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    # The checkpoint is read and loaded before any data is generated or
+    # read, so a refused checkpoint costs nothing.
+    loaded = {} if random_only else {'pretrained': build_model(
+        cfg.model, args.checkpoint, seed=args.seed, device=device)}
     # demo configs name generated data, made here if absent (as in train.py)
     prepare(cfg)
     settings = probe_settings(cfg, args.train_key, args.val_key)
@@ -119,9 +137,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
     knn_k = args.knn_k or settings['knn_k']
     weight_decay = args.weight_decay if args.weight_decay is not None \
         else settings['linear_weight_decay']
-    device = args.device
-    if device == 'auto':
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
     loaders = {split: build_dataloader(settings[split])
                for split in ('train', 'val')}
 
@@ -134,8 +149,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
                    features=list(features), knn_k=knn_k,
                    linear_weight_decay=weight_decay)
     for tag, checkpoint in runs:
-        model, report = build_model(cfg.model, checkpoint, seed=args.seed,
-                                    device=device)
+        model, report = loaded.pop(tag, None) or build_model(
+            cfg.model, checkpoint, seed=args.seed, device=device)
         print(f'{tag}: extracting features', flush=True)
         train_x, train_y = extract_pooled_features(
             model, loaders['train'], features, not args.no_progress)
@@ -149,13 +164,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
     results['time_s'] = time.perf_counter() - start
     table = format_table(results, features)
     print('\n' + table, flush=True)
-    out = args.out
-    if out is None:
-        work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-            'work_dirs', osp.splitext(osp.basename(args.config))[0])
-        stem = 'random' if random_only else osp.splitext(
-            osp.basename(args.checkpoint))[0]
-        out = osp.join(work_dir, f'probe_{stem}.json')
     write_json_atomic(out, results, indent=2)
     print(f'results written to {out}')
     results['results_file'] = out
