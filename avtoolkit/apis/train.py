@@ -12,6 +12,7 @@ from avtoolkit.apis.common import (add_common_args, apply_pretrained_option,
 from avtoolkit.data_prep import prepare
 from avtoolkit.engine.schedulers import fill_schedule_lengths
 from avtoolkit.utils import register_all_modules
+from avtoolkit.utils.optim_checks import check_optimizer_numbers
 from avtoolkit.utils.dist import (finish_distributed, prepare_distributed,
                                   report_collective_timeouts)
 
@@ -75,6 +76,7 @@ def main(argv: Optional[List[str]] = None) -> Runner:
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
     cfg = merge_args(load_config(args), args)
+    check_optimizer_numbers(cfg)
     prepare(cfg)
     prepare_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
