@@ -142,15 +142,26 @@ def test_predict_names_the_models_that_predict(tiny_cfg):
 
 @pytest.mark.parametrize('seed', [0])
 def test_tiny_model_overfits_a_fixed_batch(tiny_cfg, seed):
-    """Every loss term falls and both accuracies rise well above chance."""
+    """Every loss term falls and both accuracies rise well above chance.
+
+    An overfit-one-batch check: the batch and its random draws (masks,
+    negatives, mismatched pairs) are the same at every step, and the
+    optimizer is the recipe's AMSGrad variant of AdamW.  With fresh draws at
+    every step and plain AdamW, whether the visual MEP loss fell within 300
+    steps depended on float rounding, not on the seed: torch's CPU kernel
+    level (ATEN_CPU_CAPABILITY default vs avx2) and the thread count gave
+    last/first ratios from 0.47 to 1.21 against the 0.85 bound for the same
+    seed (measurements in docs/reliability.md).
+    """
     torch.manual_seed(seed)
     cfg = copy.deepcopy(tiny_cfg)
     cfg.neck.update(dropout=0.0, attn_dropout=0.0)
     model = MODELS.build(cfg)
     data = batch(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, amsgrad=True)
     history = []
     for _ in range(300):
+        torch.manual_seed(1000 + seed)  # the same draws at every step
         losses = model(data, mode='loss')
         loss = sum(v for k, v in losses.items() if k.startswith('loss'))
         optimizer.zero_grad()
