@@ -183,7 +183,9 @@ def prepare_work_dir(cfg, resume: Optional[str], overwrite: bool = False,
 
     Args:
         cfg: the merged training config.
-        resume: ``--resume``: None, ``'auto'`` or a checkpoint path.
+        resume: ``--resume``: None, ``'auto'`` or a checkpoint path (None
+            with ``cfg.resume`` set counts as ``cfg.load_from`` or
+            ``'auto'``).
         overwrite: ``--overwrite``.
         initial_load_from: the config's own ``load_from``, used when
             ``--resume`` finds nothing and the run starts from scratch.
@@ -197,6 +199,10 @@ def prepare_work_dir(cfg, resume: Optional[str], overwrite: bool = False,
         FileNotFoundError: ``--resume PATH`` names no file.
     """
     notes: List[Tuple[str, str]] = []
+    if resume is None and cfg.get('resume'):
+        # ``resume = True`` in the config file itself: mmengine's meaning
+        # (the latest checkpoint, or ``load_from`` when set).
+        resume = cfg.get('load_from') or 'auto'
     if resume is not None and overwrite:
         raise ValueError('--resume continues the run in the work dir and '
                          '--overwrite deletes it; give only one of them')

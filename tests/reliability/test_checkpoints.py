@@ -11,6 +11,7 @@ through the checkpoint file.
 import errno
 import os
 import os.path as osp
+import zlib
 import signal
 import subprocess
 import sys
@@ -77,12 +78,19 @@ def _killed_run(tmp_path, work_dir, kill_at, *options):
                           capture_output=True, text=True, timeout=300)
 
 
+def _unique(work_dir, name):
+    """mmengine keeps one logger per experiment name and second; runs of
+    different tests started in the same second would share a log file."""
+    return f'{name}_{zlib.crc32(str(work_dir).encode()):08x}'
+
+
 def _train(work_dir, name, *options, resume=False):
     argv = [TOY_CONFIG, '--work-dir', str(work_dir)]
     if resume:
         argv.append('--resume')
-    return train_api.main(argv + ['--cfg-options', f'experiment_name={name}',
-                                  *options])
+    name = _unique(work_dir, name)
+    return train_api.main(
+        argv + ['--cfg-options', f'experiment_name={name}', *options])
 
 
 def _log_text(work_dir):

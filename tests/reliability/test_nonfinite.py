@@ -7,6 +7,7 @@ overflow in a backward pass looks to the loss check).
 """
 import os
 import os.path as osp
+import zlib
 
 import pytest
 import torch
@@ -41,8 +42,15 @@ def _register_model():
             return out
 
 
+def _unique(work_dir, name):
+    """mmengine keeps one logger per experiment name and second; runs of
+    different tests started in the same second would share a log file."""
+    return f'{name}_{zlib.crc32(str(work_dir).encode()):08x}'
+
+
 def _train(config, work_dir, name, *options):
     _register_model()
+    name = _unique(work_dir, name)
     return train_api.main([config, '--work-dir', str(work_dir),
                            '--cfg-options', f'experiment_name={name}',
                            *options])
