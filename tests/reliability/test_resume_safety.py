@@ -48,10 +48,10 @@ def _log_text(work_dir):
 ])
 def test_resume_refuses_a_changed_model_or_batch_size(earlier_run, option,
                                                       key, old, new):
-    from avtoolkit.engine import ResumeConfigError
-    with pytest.raises(ResumeConfigError) as info:
+    with pytest.raises(Exception) as info:
         _train(earlier_run, 'changed', 'train_cfg.max_iters=4', option,
                resume=True)
+    assert type(info.value).__name__ == 'ResumeConfigError', info.value
     message = str(info.value)
     assert f'{key}: {old} (checkpoint) -> {new} (now)' in message
     assert str(earlier_run / 'iter_2.pth') in message
