@@ -124,3 +124,16 @@ def test_resume_from_a_missing_file_is_an_error(tmp_path):
         _train(tmp_path / 'run', 'missing', 'train_cfg.max_iters=2',
                resume=missing)
     assert not osp.exists(tmp_path / 'run'), 'the run started anyway'
+
+
+def test_resume_set_in_the_config_counts_as_resume(earlier_run):
+    """``resume = True`` in a config file is mmengine's auto-resume; the
+    work dir is not refused for it (nothing is trained here)."""
+    from mmengine.config import Config
+
+    from avtoolkit.engine.work_dir import prepare_work_dir
+    cfg = Config.fromfile(TOY_CONFIG)
+    cfg.work_dir, cfg.resume = str(earlier_run), True
+    prepare_work_dir(cfg, resume=None)
+    assert cfg.resume is True
+    assert cfg.load_from == str(earlier_run / 'iter_4.pth')
