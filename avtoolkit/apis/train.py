@@ -10,11 +10,13 @@ from mmengine.runner import Runner
 from avtoolkit.apis.common import (add_common_args, apply_pretrained_option,
                                   enable_amp, load_config)
 from avtoolkit.data_prep import prepare
+from avtoolkit.engine.hook_args import check_hook_args
 from avtoolkit.engine.schedulers import fill_schedule_lengths
+from avtoolkit.engine.work_dir import prepare_work_dir
 from avtoolkit.utils import register_all_modules
-from avtoolkit.utils.optim_checks import check_optimizer_numbers
 from avtoolkit.utils.dist import (finish_distributed, prepare_distributed,
                                   report_collective_timeouts)
+from avtoolkit.utils.optim_checks import check_optimizer_numbers
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -24,6 +26,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the checkpoint at this path; with no path (or '
         '"auto") resume from the latest checkpoint of the work dir')
+    parser.add_argument(
+        '--overwrite', action='store_true',
+        help='start afresh in a work dir that holds an earlier run\'s '
+        'checkpoints, deleting them and its last_checkpoint (without this '
+        'or --resume such a work dir is refused)')
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision (bf16 where supported, else '
                         'fp16 with dynamic loss scaling)')
@@ -75,13 +82,22 @@ def build_runner(cfg: Config) -> Runner:
 def main(argv: Optional[List[str]] = None) -> Runner:
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
-    cfg = merge_args(load_config(args), args)
+    cfg = load_config(args)
+    initial_load_from = cfg.get('load_from')
+    cfg = merge_args(cfg, args)
     check_optimizer_numbers(cfg)
+    check_hook_args(cfg)
+    # Before the Runner exists (it writes into the work dir at once) and
+    # before any data is prepared.
+    notes = prepare_work_dir(cfg, args.resume, args.overwrite,
+                             initial_load_from=initial_load_from)
     prepare(cfg)
     prepare_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
     print_log(f'work dir: {cfg.work_dir}', logger='current',
               level=logging.INFO)
+    for level, note in notes:
+        runner.logger.log(logging.getLevelName(level), note)
     with report_collective_timeouts(cfg):
         runner.train()
     finish_distributed()

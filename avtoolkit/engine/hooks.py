@@ -1,7 +1,7 @@
 """Training hooks: loss sanity, per-group learning rates, throughput."""
 import math
 import time
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.dist import get_world_size
@@ -11,35 +11,197 @@ from avtoolkit.registry import HOOKS
 from avtoolkit.utils.atomic import write_json_atomic
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteError(RuntimeError):
+    """Training produced NaN or infinite values; the message names them and
+    the last good checkpoint."""
+
+
+class NonFiniteLossError(NonFiniteError):
     """Raised when a training loss term is NaN or infinite."""
+
+
+class NonFiniteGradientError(NonFiniteError):
+    """Raised when gradients are NaN or infinite right before an optimizer
+    step (and the hook is set to stop, or too many steps in a row were
+    skipped)."""
+
+
+class NonFiniteParameterError(NonFiniteError):
+    """Raised instead of saving a checkpoint whose weights are NaN or
+    infinite."""
+
+
+def nonfinite_tensors(named_tensors) -> List[str]:
+    """Names of the floating point tensors holding a NaN or an infinity, in
+    the order given (``named_tensors``: ``(name, tensor)`` pairs; ``None``
+    and integer tensors are passed over)."""
+    bad = []
+    for name, tensor in named_tensors:
+        if isinstance(tensor, torch.Tensor) and (
+                tensor.is_floating_point() or tensor.is_complex()) and \
+                not bool(torch.isfinite(tensor).all()):
+            bad.append(name)
+    return bad
+
+
+def last_good_checkpoint_advice(runner) -> str:
+    """The sentence of the non-finite errors that names the checkpoint to
+    go back to."""
+    last = runner.message_hub.get_info('last_ckpt', None)
+    if not last:
+        return 'No checkpoint was saved yet.'
+    return (f'The last good checkpoint is {last}; resume from it with '
+            f'--resume {last} after lowering the learning rate or enabling '
+            'gradient clipping.')
+
+
+def _all_finite(tensors: List[torch.Tensor]) -> bool:
+    """Whether every tensor is free of NaN and infinity, with one
+    synchronisation per device (the largest magnitude of each tensor is
+    NaN or infinite exactly when the tensor holds such a value)."""
+    by_device: Dict[torch.device, List[torch.Tensor]] = {}
+    for tensor in tensors:
+        by_device.setdefault(tensor.device, []).append(tensor)
+    for group in by_device.values():
+        if hasattr(torch.nn.utils, 'get_total_norm'):
+            peak = torch.nn.utils.get_total_norm(group, float('inf'))
+        else:  # torch < 2.6
+            peak = torch.stack([t.detach().abs().max().float()
+                                for t in group if t.numel()] or
+                               [torch.zeros(())]).max()
+        if not bool(torch.isfinite(peak)):
+            return False
+    return True
 
 
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
-    """Stop training when a loss term is NaN or infinite.
+    """Keep NaN and infinity out of the weights: check the losses of every
+    iteration and the gradients right before every optimizer step.
 
-    Runs before the checkpoint hook of the same iteration, so the weights of a
-    failed step are never saved and the last checkpoint stays the last good
-    one; the error names the offending terms and that checkpoint.
+    Losses: runs before the checkpoint hook of the same iteration, so the
+    weights of a failed iteration are never saved and the last checkpoint
+    stays the last good one; the error names the offending terms and that
+    checkpoint.
+
+    Gradients: a loss can be finite while its gradients are not (an
+    overflow in the backward pass, a square root at zero).  The hook
+    registers a step pre-hook on every optimizer, which sees the gradients
+    after the optim wrapper has all-reduced and clipped them, right before
+    the update.  When one of them holds a NaN or an infinity the update is
+    skipped (every gradient of that optimizer is dropped, which torch's
+    optimizers treat as "no update"; weights and optimizer state stay as
+    they were), the skip is counted (``nonfinite_grad_steps`` in the message
+    hub's runtime info, saved with checkpoints; a warning with the first
+    offending parameters; the scalar ``train/nonfinite_grad_steps`` for the
+    visualizer) and, depending on ``grad_action``, the run goes on or
+    stops.  With fp16 dynamic loss scaling the AMP scaler skips such steps
+    before the optimizer sees them; this check then only sees unscaled,
+    finite gradients.
 
     Args:
         patience: consecutive iterations with a non-finite loss tolerated
-            before stopping (1 stops at the first).  With fp16 dynamic loss
-            scaling a non-finite *gradient* only skips the step; this hook
-            looks at the losses themselves.
+            before stopping (1 stops at the first).
+        check_grads: check gradients before each optimizer step.
+        grad_action: ``'skip'`` (default): skip the update and go on;
+            ``'stop'``: stop the run at the first non-finite gradient
+            (before the update and before any checkpoint of that
+            iteration).
+        max_skipped_steps: with ``'skip'``, stop once this many consecutive
+            optimizer steps were skipped (the run is not recovering).
     """
 
     priority = 'ABOVE_NORMAL'
+    GRAD_ACTIONS = ('skip', 'stop')
 
-    def __init__(self, patience: int = 1):
+    def __init__(self, patience: int = 1, check_grads: bool = True,
+                 grad_action: str = 'skip', max_skipped_steps: int = 10):
         if patience < 1:
             raise ValueError('patience must be at least 1')
+        if grad_action not in self.GRAD_ACTIONS:
+            raise ValueError(f'grad_action must be one of '
+                             f'{self.GRAD_ACTIONS}, got {grad_action!r}')
+        if max_skipped_steps < 1:
+            raise ValueError('max_skipped_steps must be at least 1')
         self.patience = patience
+        self.check_grads = bool(check_grads)
+        self.grad_action = grad_action
+        self.max_skipped_steps = max_skipped_steps
         self._bad_iters = 0
+        self._skips_in_a_row = 0
+        self._handles = []
+        self._param_names: Dict[int, str] = {}
+        # Parameters with non-finite gradients found during this iteration.
+        self._bad_grads: List[str] = []
 
+    # ---------------------------------------------------------- gradients
+    @staticmethod
+    def _optimizers(runner):
+        wrapper = runner.optim_wrapper
+        wrappers = wrapper.optim_wrappers.values() if hasattr(
+            wrapper, 'optim_wrappers') else [wrapper]
+        return [w.optimizer for w in wrappers]
+
+    def before_train(self, runner) -> None:
+        if not self.check_grads:
+            return
+        model = runner.model.module if hasattr(runner.model, 'module') \
+            else runner.model
+        self._param_names = {id(p): n for n, p in model.named_parameters()}
+        for optimizer in self._optimizers(runner):
+            self._handles.append(
+                optimizer.register_step_pre_hook(self._before_step))
+
+    def after_train(self, runner) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _before_step(self, optimizer, args, kwargs) -> None:
+        params = [p for group in optimizer.param_groups
+                  for p in group['params'] if p.grad is not None]
+        if _all_finite([p.grad for p in params]):
+            self._skips_in_a_row = 0
+            return
+        self._bad_grads += nonfinite_tensors(
+            (self._param_names.get(id(p), f'<parameter {i}>'), p.grad)
+            for i, p in enumerate(params))
+        for group in optimizer.param_groups:
+            for p in group['params']:
+                p.grad = None  # torch's optimizers leave these untouched
+
+    def _after_skipped_step(self, runner) -> None:
+        names, self._bad_grads = self._bad_grads, []
+        total = runner.message_hub.get_info('nonfinite_grad_steps', 0) + 1
+        runner.message_hub.update_info('nonfinite_grad_steps', total)
+        runner.visualizer.add_scalars(
+            {'train/nonfinite_grad_steps': total}, step=runner.iter + 1)
+        shown = ', '.join(names[:5]) + (
+            f' and {len(names) - 5} more' if len(names) > 5 else '')
+        self._skips_in_a_row += 1
+        where = (f'Non-finite gradients at iteration {runner.iter + 1} in '
+                 f'{len(names)} parameters ({shown})')
+        if self.grad_action == 'stop':
+            raise NonFiniteGradientError(
+                f'{where}. Training stopped before the update and before '
+                'saving this state. ' + last_good_checkpoint_advice(runner))
+        if self._skips_in_a_row >= self.max_skipped_steps:
+            raise NonFiniteGradientError(
+                f'{where}: {self._skips_in_a_row} optimizer steps in a row '
+                'skipped (max_skipped_steps), training stopped. '
+                + last_good_checkpoint_advice(runner))
+        runner.logger.warning(
+            f'{where}; the optimizer step was skipped ({total} skipped so '
+            'far in this run).')
+
+    # -------------------------------------------------------------- losses
     def after_train_iter(self, runner, batch_idx: int,
                          data_batch=None, outputs: Optional[dict] = None):
+        self._check_losses(runner, outputs)
+        if self._bad_grads:
+            self._after_skipped_step(runner)
+
+    def _check_losses(self, runner, outputs: Optional[dict]) -> None:
         if not outputs:
             return
         bad = {}
@@ -58,15 +220,12 @@ class NonFiniteLossHook(Hook):
             runner.logger.warning(f'non-finite loss at iteration '
                                   f'{runner.iter + 1}: {bad}')
             return
-        last = runner.message_hub.get_info('last_ckpt', None)
+        self._bad_grads = []
         terms = ', '.join(f'{k}={v}' for k, v in bad.items())
         raise NonFiniteLossError(
             f'Non-finite loss at iteration {runner.iter + 1}: {terms}. '
             'Training stopped before saving this state. '
-            + (f'The last good checkpoint is {last}; resume from it with '
-               f'--resume {last} after lowering the learning rate or '
-               'enabling gradient clipping.' if last else
-               'No checkpoint was saved yet.'))
+            + last_good_checkpoint_advice(runner))
 
 
 @HOOKS.register_module()
