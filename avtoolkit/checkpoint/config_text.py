@@ -14,16 +14,36 @@ literals (numbers, strings, ``True``/``False``/``None``), lists, tuples,
 sets, dict displays with literal keys, ``dict(key=value, ...)`` calls and
 signed numbers.  Anything else (another call, a name, an attribute, an
 import, an expression statement) is refused with :class:`ConfigTextError`,
-which names the line.
+which names the line.  For comparing configs (a resumed run against its
+checkpoint), ``keep_unknown=True`` keeps such an expression as an
+:class:`Opaque` value holding its source text instead, and skips other
+statements: still nothing is run.
 """
 import ast
 from typing import Any, Dict
 
-__all__ = ['ConfigTextError', 'parse_config_text']
+__all__ = ['ConfigTextError', 'Opaque', 'parse_config_text']
 
 
 class ConfigTextError(ValueError):
     """Config text that is not plain data (or not Python at all)."""
+
+
+class Opaque:
+    """An expression of a config text that is not plain data, kept as its
+    source text (never evaluated); equal to the same text."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Opaque) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+    def __repr__(self) -> str:
+        return self.source
 
 
 def _refuse(node: ast.AST, source: str, what: str) -> ConfigTextError:
@@ -33,18 +53,27 @@ def _refuse(node: ast.AST, source: str, what: str) -> ConfigTextError:
         'text from a file is read as data and never executed')
 
 
-def _value(node: ast.AST, source: str) -> Any:
+def _value(node: ast.AST, source: str, keep: bool = False) -> Any:
+    try:
+        return _plain_value(node, source, keep)
+    except ConfigTextError:
+        if keep:
+            return Opaque(ast.unparse(node))
+        raise
+
+
+def _plain_value(node: ast.AST, source: str, keep: bool) -> Any:
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-        items = [_value(item, source) for item in node.elts]
+        items = [_value(item, source, keep) for item in node.elts]
         if isinstance(node, ast.List):
             return items
         return tuple(items) if isinstance(node, ast.Tuple) else set(items)
     if isinstance(node, ast.Dict):
         if any(key is None for key in node.keys):  # {**other}
             raise _refuse(node, source, 'a "**" expansion')
-        return {_value(k, source): _value(v, source)
+        return {_value(k, source, keep): _value(v, source, keep)
                 for k, v in zip(node.keys, node.values)}
     if isinstance(node, ast.Call):
         if not (isinstance(node.func, ast.Name) and node.func.id == 'dict'):
@@ -53,7 +82,8 @@ def _value(node: ast.AST, source: str) -> Any:
         if node.args or any(k.arg is None for k in node.keywords):
             raise _refuse(node, source,
                           'dict() with positional or "**" arguments')
-        return {k.arg: _value(k.value, source) for k in node.keywords}
+        return {k.arg: _value(k.value, source, keep)
+                for k in node.keywords}
     if isinstance(node, ast.UnaryOp) and isinstance(
             node.op, (ast.USub, ast.UAdd)) and isinstance(
                 node.operand, ast.Constant) and isinstance(
@@ -64,8 +94,8 @@ def _value(node: ast.AST, source: str) -> Any:
     raise _refuse(node, source, f'the expression {ast.unparse(node)!r}')
 
 
-def parse_config_text(text: str,
-                      source: str = 'config text') -> Dict[str, Any]:
+def parse_config_text(text: str, source: str = 'config text',
+                      keep_unknown: bool = False) -> Dict[str, Any]:
     """The ``name = value`` assignments of ``text`` as a dict, without
     executing anything.
 
@@ -73,6 +103,9 @@ def parse_config_text(text: str,
         text: config source as mmengine dumps it.
         source: where the text came from, for error messages (e.g.
             ``'the config stored in "iter_4.pth"'``).
+        keep_unknown: keep expressions that are not plain data as
+            :class:`Opaque` values and skip statements that are not
+            assignments, instead of refusing them.
 
     Raises:
         ConfigTextError: the text is not Python, or holds anything but
@@ -88,10 +121,17 @@ def parse_config_text(text: str,
                               f'(line {err.lineno}: {err.msg})') from err
     result: Dict[str, Any] = {}
     for statement in tree.body:
-        if not (isinstance(statement, ast.Assign)
-                and len(statement.targets) == 1
-                and isinstance(statement.targets[0], ast.Name)):
+        if isinstance(statement, ast.AnnAssign) and isinstance(
+                statement.target, ast.Name) and statement.value is not None:
+            target, value = statement.target, statement.value
+        elif (isinstance(statement, ast.Assign)
+              and len(statement.targets) == 1
+              and isinstance(statement.targets[0], ast.Name)):
+            target, value = statement.targets[0], statement.value
+        elif keep_unknown:
+            continue
+        else:
             raise _refuse(statement, source,
                           f'the statement {ast.unparse(statement)[:80]!r}')
-        result[statement.targets[0].id] = _value(statement.value, source)
+        result[target.id] = _value(value, source, keep_unknown)
     return result

@@ -3,12 +3,11 @@
 mmengine stores the training config in every checkpoint as text
 (``meta['cfg']``, the config's ``pretty_text``: Python source).  That text
 comes from a file someone else may have written, so it is never executed
-here: :func:`parse_config_text` reads it with :mod:`ast` and keeps only
-literals (numbers, strings, ``None``/``True``/``False``), ``dict(...)`` calls
-with keyword arguments, dict, list, tuple and set displays and signed
-numbers.  Any other expression is kept as an :class:`Opaque` value holding
-its source text, which still compares equal to the same text, so an
-unusual config compares correctly without ever being run.
+here: :func:`parse_config_text` reads it as data
+(:mod:`avtoolkit.checkpoint.config_text`).  Any expression that is not
+plain data is kept as an :class:`Opaque` value holding its source text,
+which still compares equal to the same text, so an unusual config compares
+correctly without ever being run.
 
 :func:`check_resume_config` is what a resume calls: differences that change
 the shapes of the model's tensors or the meaning of the saved data position
@@ -16,9 +15,12 @@ the shapes of the model's tensors or the meaning of the saved data position
 :class:`ResumeConfigError`, which lists each key with its old and new value
 and the ways out; other differences are logged as a warning.
 """
-import ast
 import fnmatch
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from avtoolkit.checkpoint.config_text import ConfigTextError, Opaque
+from avtoolkit.checkpoint.config_text import \
+    parse_config_text as read_config_text
 
 __all__ = [
     'Opaque', 'ResumeConfigError', 'check_resume_config', 'config_diff',
@@ -38,72 +40,15 @@ class ResumeConfigError(ValueError):
     the checkpoint's state cannot follow."""
 
 
-class Opaque:
-    """An expression of a config text that is not a plain literal, kept as
-    its source text (never evaluated)."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Opaque) and other.source == self.source
-
-    def __hash__(self) -> int:
-        return hash(self.source)
-
-    def __repr__(self) -> str:
-        return self.source
-
-
-def _literal(node: ast.AST) -> Any:
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Dict) and None not in node.keys:
-        keys = [_literal(k) for k in node.keys]
-        if all(isinstance(k, (str, int, float, bool, type(None)))
-               for k in keys):
-            return {k: _literal(v) for k, v in zip(keys, node.values)}
-    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-        items = [_literal(e) for e in node.elts]
-        return tuple(items) if isinstance(node, ast.Tuple) else items
-    if isinstance(node, ast.UnaryOp) and isinstance(
-            node.op, (ast.USub, ast.UAdd)) and isinstance(
-                node.operand, ast.Constant) and isinstance(
-                    node.operand.value, (int, float, complex)) and \
-            not isinstance(node.operand.value, bool):
-        value = node.operand.value
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        name = node.func.id
-        if name == 'dict' and not node.args and all(
-                k.arg is not None for k in node.keywords):
-            return {k.arg: _literal(k.value) for k in node.keywords}
-        if name in ('list', 'tuple', 'set') and not node.keywords and \
-                len(node.args) <= 1:
-            items = _literal(node.args[0]) if node.args else []
-            if isinstance(items, (list, tuple)):
-                return tuple(items) if name == 'tuple' else list(items)
-    return Opaque(ast.unparse(node))
-
-
 def parse_config_text(text: str) -> Dict[str, Any]:
-    """The top-level assignments of a config's Python text, as plain values
-    (see the module's description; nothing is executed).
+    """The top-level assignments of a config's Python text; expressions that
+    are not plain data are kept as :class:`Opaque` source text (see
+    :mod:`avtoolkit.checkpoint.config_text`; nothing is executed).
 
     Raises:
-        SyntaxError: the text is not Python.
+        ConfigTextError: the text is not Python.
     """
-    tree = ast.parse(text)
-    config: Dict[str, Any] = {}
-    for statement in tree.body:
-        if isinstance(statement, ast.Assign) and len(
-                statement.targets) == 1 and isinstance(
-                    statement.targets[0], ast.Name):
-            config[statement.targets[0].id] = _literal(statement.value)
-        elif isinstance(statement, ast.AnnAssign) and isinstance(
-                statement.target, ast.Name) and statement.value is not None:
-            config[statement.target.id] = _literal(statement.value)
-    return config
+    return read_config_text(text, 'the stored config', keep_unknown=True)
 
 
 def flatten_config(value: Any, prefix: str = '') -> Dict[str, Any]:
@@ -190,7 +135,7 @@ def check_resume_config(checkpoint_text: Optional[str], current_text: str,
     try:
         old = parse_config_text(checkpoint_text)
         new = parse_config_text(current_text)
-    except SyntaxError as err:
+    except ConfigTextError as err:
         if logger is not None:
             logger.warning(f'cannot compare the config of {checkpoint_name} '
                            f'with the current one ({err})')
