@@ -147,6 +147,7 @@ class AVWebDataset(torch.utils.data.IterableDataset):
             else None
         self.epoch = 0
         self._skip: Optional[List[int]] = None
+        self._carry: List[dict] = []
 
     # -------------------------------------------------------------- epochs
     def __len__(self) -> int:
@@ -261,16 +262,29 @@ class AVWebDataset(torch.utils.data.IterableDataset):
             skip_list, first_worker = resume
             role = (worker + first_worker) % num_workers
             skip = skip_list[role] if role < len(skip_list) else 0
-        pending: List[dict] = []
+        # Records not yet attached to a sample when the previous epoch of
+        # this process ended (no valid sample followed them).
+        pending: List[dict] = self._carry
+        self._carry = []
         known = set(self.urls)
+        reading = dict(url=None)  # the shard webdataset opened last
 
         def shard_error(exn: Exception) -> bool:
+            # webdataset appends the URL to the arguments of some errors
+            # only (not to those of a member or of the grouping by key):
+            # fall back to the shard being read.
             source = next((a for a in reversed(exn.args)
-                           if isinstance(a, str) and a in known), None)
+                           if isinstance(a, str) and a in known),
+                          None) or reading['url'] or '?'
             detail = str(exn.args[0]) if exn.args else type(exn).__name__
-            err = BadInputError('unreadable_shard', source or '?', detail)
+            err = BadInputError('unreadable_shard', source, detail)
             pending.append(self.policy.handle(err, err.source))
             return True
+
+        def track(shards):
+            for shard in shards:
+                reading['url'] = shard['url']
+                yield shard
 
         src = iter([dict(url=u) for u in self.shard_order(epoch)])
         src = wds.split_by_node(src)
@@ -278,30 +292,37 @@ class AVWebDataset(torch.utils.data.IterableDataset):
             src = wds.split_by_worker(src)
         else:  # resuming: this worker continues another worker's stream
             src = itertools.islice(src, role, None, num_workers)
-        records = wds.tarfile_to_samples(handler=shard_error)(src)
+        records = wds.tarfile_to_samples(handler=shard_error)(track(src))
         if self.shuffle_buffer > 1:
             rng = random.Random(f'{self.seed}-{epoch}-{rank}-{role}')
             records = wds.shuffle(self.shuffle_buffer, self.shuffle_initial,
                                   rng=rng)(iter(records))
         failures: List[dict] = []
-        for n, sample in enumerate(records):
-            if n < skip:
-                continue  # fast-forward: read, not decoded
-            name = f'{sample.get("__url__", "?")}#{sample.get("__key__")}'
-            try:
-                out = self.pipeline(self._to_results(sample))
-                if out is None:
-                    raise RuntimeError('the pipeline returned None')
-            except Exception as exc:
-                rec = self.policy.handle(exc, name)
-                pending.append(rec)
-                failures.append(rec)
-                if len(failures) >= self.policy.max_retries:
-                    raise self.policy.too_many(failures)
-                continue
-            failures = []
-            yield attach_records(out, pending)
-            pending = []
+        try:
+            for n, sample in enumerate(records):
+                if n < skip:
+                    continue  # fast-forward: read, not decoded
+                name = (f'{sample.get("__url__") or reading["url"]}'
+                        f'#{sample.get("__key__")}')
+                try:
+                    out = self.pipeline(self._to_results(sample))
+                    if out is None:
+                        raise RuntimeError('the pipeline returned None')
+                except Exception as exc:
+                    rec = self.policy.handle(exc, name)
+                    pending.append(rec)
+                    failures.append(rec)
+                    if len(failures) >= self.policy.max_retries:
+                        raise self.policy.too_many(failures)
+                    continue
+                failures = []
+                sent, pending = pending, []
+                yield attach_records(out, sent)
+        finally:
+            # Records of the end of this epoch go with the first sample of
+            # the next one in this process (persistent workers, or no
+            # worker processes).
+            self._carry = pending + self._carry
 
     def __repr__(self):
         return (f'{self.__class__.__name__}(shards={len(self.urls)}, '
