@@ -12,6 +12,7 @@ an order fixed by (seed, epoch); :meth:`AVWebDataset.position_after` and
 the skipped records.  docs/data_preparation.md ("How shards are streamed")
 gives the order, the epoch length and what resuming reproduces exactly.
 """
+import collections
 import glob
 import itertools
 import json
@@ -99,6 +100,16 @@ class AVWebDataset(torch.utils.data.IterableDataset):
         bad_input: bad-input policy, see :class:`BadInputPolicy`.
         multi_class, num_classes: labels as one-hot vectors of
             ``num_classes`` (multi-label data).
+        resend_tail: the skip records carried by the last ``resend_tail``
+            samples of a worker's epoch are sent again with the first
+            sample of its next epoch (with a key, so that
+            :class:`~avtoolkit.datasets.bad_input.BadInputCounter` counts
+            them once): with ``drop_last`` the DataLoader drops the
+            incomplete last batch of every worker, and the records with
+            it.  Keep it >= ``batch_size - 1``; 0 disables it.  Records
+            not yet attached when an epoch ends go with the next epoch's
+            first sample too.  Both need the dataset copy to live on
+            (``persistent_workers=True`` or no worker processes).
     """
 
     def __init__(self,
@@ -113,8 +124,12 @@ class AVWebDataset(torch.utils.data.IterableDataset):
                  test_mode: bool = False,
                  bad_input=None,
                  multi_class: bool = False,
-                 num_classes: Optional[int] = None):
+                 num_classes: Optional[int] = None,
+                 resend_tail: int = 64):
         super().__init__()
+        if int(resend_tail) < 0:
+            raise ValueError(f'resend_tail must be >= 0, got {resend_tail}')
+        self.resend_tail = int(resend_tail)
         self.urls = expand_shard_urls(urls)
         if not self.urls:
             raise ValueError(f'no shards in {urls!r}')
@@ -298,6 +313,12 @@ class AVWebDataset(torch.utils.data.IterableDataset):
             records = wds.shuffle(self.shuffle_buffer, self.shuffle_initial,
                                   rng=rng)(iter(records))
         failures: List[dict] = []
+        # (raw index, records) of the last samples that carried records:
+        # a DataLoader with drop_last may drop them in the incomplete last
+        # batch of this worker, so they are sent again, keyed (counted
+        # once), with the first sample of the next epoch.
+        tail = collections.deque()
+        yielded = 0
         try:
             for n, sample in enumerate(records):
                 if n < skip:
@@ -317,12 +338,22 @@ class AVWebDataset(torch.utils.data.IterableDataset):
                     continue
                 failures = []
                 sent, pending = pending, []
+                if sent and self.resend_tail:
+                    sent = [r if 'key' in r else dict(
+                        r, key=f'{r.get("source")}@{self.seed}:{epoch}:'
+                               f'{rank}:{role}:{n}:{j}')
+                            for j, r in enumerate(sent)]
+                    tail.append((yielded, sent))
+                yielded += 1
+                while tail and tail[0][0] < yielded - self.resend_tail:
+                    tail.popleft()
                 yield attach_records(out, sent)
         finally:
             # Records of the end of this epoch go with the first sample of
             # the next one in this process (persistent workers, or no
             # worker processes).
-            self._carry = pending + self._carry
+            again = [r for _, recs in tail for r in recs]
+            self._carry = again + pending + self._carry
 
     def __repr__(self):
         return (f'{self.__class__.__name__}(shards={len(self.urls)}, '
