@@ -301,7 +301,7 @@ class BadInputCounter:
             parts = [f'{r}={self.counts[r]}' for r in skips]
             head = f'bad inputs: {self.skipped} skipped ({", ".join(parts)})'
         else:
-            head = 'bad inputs: none skipped'
+            head = 'bad inputs: 0 skipped'
         if adjusts:
             parts = [f'{r}={self.counts[r]}' for r in adjusts]
             head += (f'; {self.adjusted} used after a policy change '
