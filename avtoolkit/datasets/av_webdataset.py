@@ -313,7 +313,8 @@ class AVWebDataset(torch.utils.data.IterableDataset):
             records = wds.shuffle(self.shuffle_buffer, self.shuffle_initial,
                                   rng=rng)(iter(records))
         failures: List[dict] = []
-        # (raw index, records) of the last samples that carried records:
+        # (sample number in this epoch, records) of the last samples that
+        # carried skip records:
         # a DataLoader with drop_last may drop them in the incomplete last
         # batch of this worker, so they are sent again, keyed (counted
         # once), with the first sample of the next epoch.

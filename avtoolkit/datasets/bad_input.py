@@ -65,9 +65,12 @@ The policy
   when nothing was skipped).  This works across DataLoader worker processes
   without shared state: every record reaches the main process exactly once
   (a record is lost only if a worker is killed before returning another
-  sample, or if no valid sample follows it before the end of an iterable
-  epoch; the worker-local counts are also logged by the worker itself, see
-  below).  ``max_retries`` consecutive failures raise
+  sample; in an iterable dataset, records left at the end of an epoch, or
+  carried by the samples of an incomplete last batch that ``drop_last``
+  drops, go with the first sample of the next epoch of the same dataset
+  copy, keyed so that they are counted once, and are lost only when that
+  epoch never comes; the worker-local counts are also logged by the worker
+  itself, see below).  ``max_retries`` consecutive failures raise
   :class:`TooManyBadInputs` so that a broken configuration (every sample
   failing) stops the job instead of spinning.
 * ``'raise'`` (default for evaluation): the first bad input raises
