@@ -12,13 +12,21 @@ unlabelled sample (self-supervised pretraining)::
     videos/def.mp4
     videos/ghi.mp4 3 7 41          # multi-label (multi_class=True)
 
+The file is read as UTF-8 (:mod:`avtoolkit.datasets.text_files`); a line
+that cannot be parsed raises an error naming the file and the line.
+
 Bad inputs follow :class:`~avtoolkit.datasets.bad_input.BadInputPolicy`
 (argument ``bad_input``; default: skip and count in training, raise in test
 mode).  A skipped sample is replaced by a random other one and its record is
 attached to the returned sample (``data_samples.metainfo['bad_inputs']``).
-Files missing at load time are dropped and counted (skip mode) or raise
-``FileNotFoundError`` naming them (raise mode).
+Entries whose file is missing at load time (or is a directory) are left out
+and counted (skip mode: logged once, and reported to the bad-input totals
+with the first sample each process returns, counted once per job) or raise
+``FileNotFoundError`` naming them (raise mode).  A list whose entries are
+*all* missing, or that has no entry, raises in both modes, naming the list,
+the folder the paths were looked up in and the number of entries.
 """
+import hashlib
 import logging
 import os.path as osp
 from typing import Callable, List, Optional, Sequence, Union
@@ -27,11 +35,11 @@ import numpy as np
 import torch
 from mmaction.datasets import BaseActionDataset
 from mmengine.dataset import BaseDataset
-from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
 from avtoolkit.registry import DATASETS
 from .bad_input import BadInputPolicy, attach_records
+from .text_files import AnnotationError, read_lines
 from .transforms.sequence_pipeline import as_step_list
 
 
@@ -60,13 +68,16 @@ def parse_list_line(line: str) -> Optional[tuple]:
 
 
 def read_video_list(ann_file: str) -> List[tuple]:
-    """All ``(path, [labels])`` entries of a list file, in order."""
+    """All ``(path, [labels])`` entries of a list file (UTF-8), in order."""
     out = []
-    with get_local_path(ann_file) as local, open(local) as f:
-        for line in f:
+    for number, line in enumerate(read_lines(ann_file, 'list file'), 1):
+        try:
             parsed = parse_list_line(line)
-            if parsed is not None:
-                out.append(parsed)
+        except ValueError as e:
+            raise AnnotationError(f'list file "{ann_file}", line {number}: '
+                                  f'{e}') from e
+        if parsed is not None:
+            out.append(parsed)
     return out
 
 
@@ -108,6 +119,9 @@ class AVVideoDataset(BaseActionDataset):
         self.policy = BadInputPolicy.build(bad_input, test_mode)
         self.check_files = check_files
         self.missing_files: List[str] = []
+        # The report of the entries left out at load time, delivered with
+        # the first sample this process returns (see filter_missing).
+        self._load_records: List[dict] = []
         super().__init__(ann_file, pipeline=as_step_list(pipeline),
                          data_prefix=data_prefix, test_mode=test_mode,
                          multi_class=multi_class, num_classes=num_classes,
@@ -135,25 +149,62 @@ class AVVideoDataset(BaseActionDataset):
             data_list.append(info)
         return self.filter_missing(data_list)
 
+    def _where(self) -> str:
+        """How messages name the list and the folder of its paths."""
+        prefix = self.data_prefix.get('video', '') or ''
+        listed = f'"{self.ann_file}"' if self.ann_file else \
+            'the annotations'
+        return (f'{listed} (paths looked up under data_prefix '
+                f'"{prefix}")' if prefix else
+                f'{listed} (no data_prefix: paths taken as written)')
+
     def filter_missing(self, data_list: List[dict]) -> List[dict]:
-        """Drop entries whose file does not exist (``check_files``)."""
+        """Drop entries whose file does not exist or is a directory
+        (``check_files``).
+
+        Raises ``FileNotFoundError`` when the list is empty or every entry
+        is missing, and in raise mode when any is.  In skip mode the
+        missing entries are logged once and reported as one keyed record
+        (see :meth:`__getitem__`)."""
+        if not data_list:
+            raise FileNotFoundError(
+                f'no entry in {self._where()}: check ann_file')
         if not self.check_files:
             return data_list
-        kept, missing = [], []
+        kept, missing, folders = [], [], []
         for info in data_list:
-            (kept if osp.isfile(info['filename']) else missing).append(info)
-        self.missing_files = [m['filename'] for m in missing]
-        if missing:
-            examples = ', '.join(self.missing_files[:5])
-            msg = (f'{len(missing)} of {len(data_list)} files listed in '
-                   f'{self.ann_file or "the annotations"} do not exist '
-                   f'(e.g. {examples})')
-            if not self.policy.skips:
-                raise FileNotFoundError(msg)
-            for name in self.missing_files:
-                self.policy.counter.add('unreadable', name)
-            print_log(msg + '; they are left out.', logger='current',
-                      level=logging.WARNING)
+            name = info['filename']
+            if osp.isfile(name):
+                kept.append(info)
+            else:
+                missing.append(name)
+                if osp.isdir(name):
+                    folders.append(name)
+        self.missing_files = missing
+        if not missing:
+            return kept
+        examples = missing[:5]
+        msg = (f'{len(missing)} of {len(data_list)} entries of '
+               f'{self._where()} are not files (' +
+               (f'{len(folders)} are directories; ' if folders else '') +
+               f'e.g. {", ".join(examples)})')
+        if not kept:
+            raise FileNotFoundError(
+                msg + '. Nothing is left to read: check data_root, '
+                'data_prefix and ann_file (the paths of the list are joined '
+                'with data_prefix unless absolute).')
+        if not self.policy.skips:
+            raise FileNotFoundError(msg)
+        digest = hashlib.sha1('\n'.join(missing).encode()).hexdigest()[:16]
+        record = dict(reason='unreadable', source=str(self.ann_file),
+                      detail=msg[:300], count=len(missing),
+                      examples=examples,
+                      key=f'list-entries:{self.ann_file}:{digest}')
+        self._load_records = [record]
+        self.policy.counter.add('unreadable', str(self.ann_file),
+                                count=len(missing), examples=examples)
+        print_log(msg + '; they are left out and counted as "unreadable".',
+                  logger='current', level=logging.WARNING)
         return kept
 
     def get_data_info(self, idx: int) -> dict:
@@ -181,6 +232,10 @@ class AVVideoDataset(BaseActionDataset):
         raised, as the policy says."""
         if not self._fully_initialized:
             self.full_init()
+        # The list entries left out at load time reach the bad-input
+        # totals with the first sample of every process; their record is
+        # keyed, so the totals count them once.
+        loaded, self._load_records = self._load_records, []
         records = []
         current = idx
         for _ in range(self.policy.max_retries):
@@ -192,5 +247,5 @@ class AVVideoDataset(BaseActionDataset):
                 records.append(self.policy.handle(exc, self._source(current)))
                 current = int(np.random.randint(0, len(self)))
                 continue
-            return attach_records(data, records)
+            return attach_records(data, loaded + records)
         raise self.policy.too_many(records)

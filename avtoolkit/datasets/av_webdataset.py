@@ -12,6 +12,7 @@ an order fixed by (seed, epoch); :meth:`AVWebDataset.position_after` and
 the skipped records.  docs/data_preparation.md ("How shards are streamed")
 gives the order, the epoch length and what resuming reproduces exactly.
 """
+import collections
 import glob
 import itertools
 import json
@@ -99,6 +100,16 @@ class AVWebDataset(torch.utils.data.IterableDataset):
         bad_input: bad-input policy, see :class:`BadInputPolicy`.
         multi_class, num_classes: labels as one-hot vectors of
             ``num_classes`` (multi-label data).
+        resend_tail: the skip records carried by the last ``resend_tail``
+            samples of a worker's epoch are sent again with the first
+            sample of its next epoch (with a key, so that
+            :class:`~avtoolkit.datasets.bad_input.BadInputCounter` counts
+            them once): with ``drop_last`` the DataLoader drops the
+            incomplete last batch of every worker, and the records with
+            it.  Keep it >= ``batch_size - 1``; 0 disables it.  Records
+            not yet attached when an epoch ends go with the next epoch's
+            first sample too.  Both need the dataset copy to live on
+            (``persistent_workers=True`` or no worker processes).
     """
 
     def __init__(self,
@@ -113,8 +124,12 @@ class AVWebDataset(torch.utils.data.IterableDataset):
                  test_mode: bool = False,
                  bad_input=None,
                  multi_class: bool = False,
-                 num_classes: Optional[int] = None):
+                 num_classes: Optional[int] = None,
+                 resend_tail: int = 64):
         super().__init__()
+        if int(resend_tail) < 0:
+            raise ValueError(f'resend_tail must be >= 0, got {resend_tail}')
+        self.resend_tail = int(resend_tail)
         self.urls = expand_shard_urls(urls)
         if not self.urls:
             raise ValueError(f'no shards in {urls!r}')
@@ -147,6 +162,7 @@ class AVWebDataset(torch.utils.data.IterableDataset):
             else None
         self.epoch = 0
         self._skip: Optional[List[int]] = None
+        self._carry: List[dict] = []
 
     # -------------------------------------------------------------- epochs
     def __len__(self) -> int:
@@ -261,16 +277,29 @@ class AVWebDataset(torch.utils.data.IterableDataset):
             skip_list, first_worker = resume
             role = (worker + first_worker) % num_workers
             skip = skip_list[role] if role < len(skip_list) else 0
-        pending: List[dict] = []
+        # Records not yet attached to a sample when the previous epoch of
+        # this process ended (no valid sample followed them).
+        pending: List[dict] = self._carry
+        self._carry = []
         known = set(self.urls)
+        reading = dict(url=None)  # the shard webdataset opened last
 
         def shard_error(exn: Exception) -> bool:
+            # webdataset appends the URL to the arguments of some errors
+            # only (not to those of a member or of the grouping by key):
+            # fall back to the shard being read.
             source = next((a for a in reversed(exn.args)
-                           if isinstance(a, str) and a in known), None)
+                           if isinstance(a, str) and a in known),
+                          None) or reading['url'] or '?'
             detail = str(exn.args[0]) if exn.args else type(exn).__name__
-            err = BadInputError('unreadable_shard', source or '?', detail)
+            err = BadInputError('unreadable_shard', source, detail)
             pending.append(self.policy.handle(err, err.source))
             return True
+
+        def track(shards):
+            for shard in shards:
+                reading['url'] = shard['url']
+                yield shard
 
         src = iter([dict(url=u) for u in self.shard_order(epoch)])
         src = wds.split_by_node(src)
@@ -278,30 +307,54 @@ class AVWebDataset(torch.utils.data.IterableDataset):
             src = wds.split_by_worker(src)
         else:  # resuming: this worker continues another worker's stream
             src = itertools.islice(src, role, None, num_workers)
-        records = wds.tarfile_to_samples(handler=shard_error)(src)
+        records = wds.tarfile_to_samples(handler=shard_error)(track(src))
         if self.shuffle_buffer > 1:
             rng = random.Random(f'{self.seed}-{epoch}-{rank}-{role}')
             records = wds.shuffle(self.shuffle_buffer, self.shuffle_initial,
                                   rng=rng)(iter(records))
         failures: List[dict] = []
-        for n, sample in enumerate(records):
-            if n < skip:
-                continue  # fast-forward: read, not decoded
-            name = f'{sample.get("__url__", "?")}#{sample.get("__key__")}'
-            try:
-                out = self.pipeline(self._to_results(sample))
-                if out is None:
-                    raise RuntimeError('the pipeline returned None')
-            except Exception as exc:
-                rec = self.policy.handle(exc, name)
-                pending.append(rec)
-                failures.append(rec)
-                if len(failures) >= self.policy.max_retries:
-                    raise self.policy.too_many(failures)
-                continue
-            failures = []
-            yield attach_records(out, pending)
-            pending = []
+        # (sample number in this epoch, records) of the last samples that
+        # carried skip records:
+        # a DataLoader with drop_last may drop them in the incomplete last
+        # batch of this worker, so they are sent again, keyed (counted
+        # once), with the first sample of the next epoch.
+        tail = collections.deque()
+        yielded = 0
+        try:
+            for n, sample in enumerate(records):
+                if n < skip:
+                    continue  # fast-forward: read, not decoded
+                name = (f'{sample.get("__url__") or reading["url"]}'
+                        f'#{sample.get("__key__")}')
+                try:
+                    out = self.pipeline(self._to_results(sample))
+                    if out is None:
+                        raise RuntimeError('the pipeline returned None')
+                except Exception as exc:
+                    rec = self.policy.handle(exc, name)
+                    pending.append(rec)
+                    failures.append(rec)
+                    if len(failures) >= self.policy.max_retries:
+                        raise self.policy.too_many(failures)
+                    continue
+                failures = []
+                sent, pending = pending, []
+                if sent and self.resend_tail:
+                    sent = [r if 'key' in r else dict(
+                        r, key=f'{r.get("source")}@{self.seed}:{epoch}:'
+                               f'{rank}:{role}:{n}:{j}')
+                            for j, r in enumerate(sent)]
+                    tail.append((yielded, sent))
+                yielded += 1
+                while tail and tail[0][0] < yielded - self.resend_tail:
+                    tail.popleft()
+                yield attach_records(out, sent)
+        finally:
+            # Records of the end of this epoch go with the first sample of
+            # the next one in this process (persistent workers, or no
+            # worker processes).
+            again = [r for _, recs in tail for r in recs]
+            self._carry = again + pending + self._carry
 
     def __repr__(self):
         return (f'{self.__class__.__name__}(shards={len(self.urls)}, '

@@ -25,6 +25,35 @@ Odd frame rates (variable, fractional, very low), multichannel audio and
 unusual sample rates are *not* bad inputs: frames are chosen by their
 timestamps and audio is downmixed and resampled while decoding.
 
+Inputs used after a policy changed them
+---------------------------------------
+Some inputs are not dropped but used differently from what the pipeline
+asked for; each such decision is counted and reported next to the skips,
+under its own name (:data:`ADJUSTMENTS`):
+
+=====================  =====================================================
+adjustment             decided by
+=====================  =====================================================
+``looped``             ``AVSampleClips(short_policy='loop')``: the video is
+                       shorter than the clips need and is repeated
+=====================  =====================================================
+
+The transform appends a record (``reason``, ``source``, ``detail``) to
+``results['bad_inputs']``; :class:`~avtoolkit.datasets.transforms.PackAVInputs`
+copies that list into the metainfo, where the skip records of the same
+sample join it.  Holding the last frame or mirroring at most
+``tail_tolerance`` (0.1 s) of audio at the very end of a file is part of
+normal decoding and is not reported; a larger gap is ``truncated``.
+
+List entries
+------------
+Files named by a list but missing on disk (or directories) are found once,
+when the list is loaded.  In skip mode they are left out and reported as one
+record (``reason='unreadable'``, ``count`` entries, ``examples``) carrying a
+``key``: the dataset attaches it to the first sample each process returns,
+and :class:`BadInputCounter` counts a keyed record once however many worker
+processes, ranks or resumed runs deliver it again.
+
 The policy
 ----------
 :class:`BadInputPolicy` has two modes:
@@ -36,9 +65,12 @@ The policy
   when nothing was skipped).  This works across DataLoader worker processes
   without shared state: every record reaches the main process exactly once
   (a record is lost only if a worker is killed before returning another
-  sample, or if no valid sample follows it before the end of an iterable
-  epoch; the worker-local counts are also logged by the worker itself, see
-  below).  ``max_retries`` consecutive failures raise
+  sample; in an iterable dataset, records left at the end of an epoch, or
+  carried by the samples of an incomplete last batch that ``drop_last``
+  drops, go with the first sample of the next epoch of the same dataset
+  copy, keyed so that they are counted once, and are lost only when that
+  epoch never comes; the worker-local counts are also logged by the worker
+  itself, see below).  ``max_retries`` consecutive failures raise
   :class:`TooManyBadInputs` so that a broken configuration (every sample
   failing) stops the job instead of spinning.
 * ``'raise'`` (default for evaluation): the first bad input raises
@@ -84,6 +116,13 @@ from avtoolkit.utils.atomic import write_json_atomic
 REASONS = ('unreadable', 'no_video', 'no_audio', 'unknown_duration',
            'too_short', 'truncated', 'decode_error', 'bad_timestamps',
            'unreadable_shard', 'pipeline_error')
+
+# Inputs that were used, changed by a policy (see the module docstring).
+ADJUSTMENTS = ('looped', )
+# What a report says about each adjustment.
+ADJUSTMENT_TEXT = {
+    'looped': "shorter than the clips, repeated (short_policy='loop')",
+}
 
 MODES = ('skip', 'raise')
 
@@ -136,6 +175,14 @@ def as_bad_input(exc: BaseException, source: str) -> BadInputError:
 class BadInputCounter:
     """Counts of bad inputs by reason, with a few example sources each.
 
+    Skipped inputs (:data:`REASONS`) and inputs used after a policy change
+    (:data:`ADJUSTMENTS`) are counted alike and reported apart:
+    :attr:`total` (= :attr:`skipped`) counts the skips, :attr:`adjusted`
+    the others.  A record with a ``key`` is counted once, whatever number
+    of times it arrives (also across :meth:`merge`, :meth:`all_reduce` and
+    :meth:`load_state_dict`); it may stand for ``count`` inputs and carry
+    ``examples``.
+
     Args:
         max_examples: how many source names to keep per reason.
     """
@@ -144,41 +191,76 @@ class BadInputCounter:
         self.max_examples = max_examples
         self.counts: Counter = Counter()
         self.examples: Dict[str, List[str]] = {}
-        self._reported_total = 0
+        # key -> {'reason', 'count'} of the keyed records counted so far
+        self.keyed: Dict[str, dict] = {}
+        self._reported = 0
+
+    @property
+    def skipped(self) -> int:
+        return int(sum(c for r, c in self.counts.items()
+                       if r not in ADJUSTMENTS))
+
+    @property
+    def adjusted(self) -> int:
+        return int(sum(c for r, c in self.counts.items()
+                       if r in ADJUSTMENTS))
 
     @property
     def total(self) -> int:
-        return int(sum(self.counts.values()))
+        """The number of skipped inputs."""
+        return self.skipped
 
-    def add(self, reason: str, source: str = '') -> None:
-        self.counts[reason] += 1
+    def _example(self, reason: str, source: str) -> None:
         examples = self.examples.setdefault(reason, [])
         if source and len(examples) < self.max_examples \
                 and source not in examples:
             examples.append(source)
 
+    def add(self, reason: str, source: str = '', count: int = 1,
+            key: Optional[str] = None,
+            examples: Sequence[str] = ()) -> bool:
+        """Count ``count`` inputs of ``reason``; returns False (and counts
+        nothing) when ``key`` was counted before."""
+        if key is not None:
+            if key in self.keyed:
+                return False
+            self.keyed[key] = dict(reason=reason, count=int(count))
+        self.counts[reason] += int(count)
+        for src in list(examples) or [source]:
+            self._example(reason, str(src) if src else '')
+        return True
+
     def update(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Add records (dicts with ``reason`` and ``source``); returns how
-        many were added."""
+        """Add records (dicts with ``reason`` and ``source``, optionally
+        ``count``, ``key`` and ``examples``); returns how many were new."""
         n = 0
         for rec in records:
-            self.add(rec['reason'], rec.get('source', ''))
-            n += 1
+            n += self.add(rec['reason'], rec.get('source', ''),
+                          rec.get('count', 1), rec.get('key'),
+                          rec.get('examples') or ())
         return n
 
     def merge(self, other: 'BadInputCounter') -> None:
+        keyed_counts = Counter()
+        for value in other.keyed.values():
+            keyed_counts[value['reason']] += value['count']
         for reason, count in other.counts.items():
-            self.counts[reason] += count
+            self.counts[reason] += count - keyed_counts.get(reason, 0)
+        for key, value in other.keyed.items():
+            if key not in self.keyed:
+                self.keyed[key] = dict(value)
+                self.counts[value['reason']] += value['count']
+        for reason in other.counts:
             for src in other.examples.get(reason, []):
-                examples = self.examples.setdefault(reason, [])
-                if len(examples) < self.max_examples and src not in examples:
-                    examples.append(src)
+                self._example(reason, src)
+        self.counts = Counter({r: c for r, c in self.counts.items() if c})
 
     def all_reduce(self) -> None:
         """Sum the counts over all ranks (no-op when not distributed).
 
         Every rank must call it.  Examples are gathered too (up to
-        ``max_examples`` per reason)."""
+        ``max_examples`` per reason); a keyed record seen on several ranks
+        counts once."""
         from mmengine.dist import all_gather_object, get_world_size
         if get_world_size() <= 1:
             return
@@ -189,42 +271,67 @@ class BadInputCounter:
             part.load_state_dict(state)
             merged.merge(part)
         self.counts, self.examples = merged.counts, merged.examples
+        self.keyed = merged.keyed
 
     def state_dict(self) -> dict:
-        return dict(counts=dict(self.counts), examples=dict(self.examples))
+        return dict(counts=dict(self.counts), examples=dict(self.examples),
+                    keyed={k: dict(v) for k, v in self.keyed.items()})
 
     def load_state_dict(self, state: Mapping) -> None:
         self.counts = Counter(state.get('counts', {}))
         self.examples = {k: list(v)
                          for k, v in state.get('examples', {}).items()}
+        self.keyed = {k: dict(v) for k, v in state.get('keyed', {}).items()}
 
     def as_scalars(self, prefix: str = 'bad_input/') -> Dict[str, int]:
-        """``{'bad_input/<reason>': count, 'bad_input/total': n}``."""
+        """``{'bad_input/<reason>': count, 'bad_input/total': skipped,
+        'bad_input/adjusted': adjusted}`` (the last only when non-zero)."""
         out = OrderedDict((prefix + r, int(c))
                           for r, c in sorted(self.counts.items()))
-        out[prefix + 'total'] = self.total
+        out[prefix + 'total'] = self.skipped
+        if self.adjusted:
+            out[prefix + 'adjusted'] = self.adjusted
         return out
 
     def format(self) -> str:
+        """One line of totals (``bad inputs: none`` only when nothing at all
+        was skipped or adjusted), then the examples of every reason."""
         if not self.counts:
             return 'bad inputs: none'
-        parts = [f'{r}={c}' for r, c in sorted(self.counts.items())]
-        lines = [f'bad inputs: {self.total} skipped ({", ".join(parts)})']
-        for reason in sorted(self.examples):
-            if self.examples[reason]:
-                lines.append(f'  {reason}: e.g. '
-                             + ', '.join(self.examples[reason]))
+        skips = sorted(r for r in self.counts if r not in ADJUSTMENTS)
+        adjusts = sorted(r for r in self.counts if r in ADJUSTMENTS)
+        if skips:
+            parts = [f'{r}={self.counts[r]}' for r in skips]
+            head = f'bad inputs: {self.skipped} skipped ({", ".join(parts)})'
+        else:
+            head = 'bad inputs: 0 skipped'
+        if adjusts:
+            parts = [f'{r}={self.counts[r]}' for r in adjusts]
+            head += (f'; {self.adjusted} used after a policy change '
+                     f'({", ".join(parts)})')
+        lines = [head]
+        for reason in skips + adjusts:
+            text = ADJUSTMENT_TEXT.get(reason)
+            examples = self.examples.get(reason)
+            if examples or text:
+                lines.append(f'  {reason}' + (f' [{text}]' if text else '')
+                             + (': e.g. ' + ', '.join(examples)
+                                if examples else ''))
         return '\n'.join(lines)
 
     def dump(self, path: str) -> None:
-        """Write the counts and examples as JSON (atomically)."""
-        data = dict(total=self.total, **self.state_dict())
+        """Write the counts and examples as JSON (atomically): ``total``
+        (skipped), ``skipped``, ``adjusted``, ``counts``, ``examples`` and
+        ``keyed``."""
+        data = dict(total=self.total, skipped=self.skipped,
+                    adjusted=self.adjusted, **self.state_dict())
         write_json_atomic(path, data, indent=2, sort_keys=True)
 
     def has_news(self) -> bool:
-        """True if the total grew since the last call."""
-        news = self.total != self._reported_total
-        self._reported_total = self.total
+        """True if anything was counted since the last call."""
+        now = self.skipped + self.adjusted
+        news = now != self._reported
+        self._reported = now
         return news
 
 
@@ -322,8 +429,18 @@ class BadInputPolicy:
             'data and the pipeline configuration.')
 
 
+def adjustment_record(reason: str, source: str, detail: str = '') -> dict:
+    """The record of an input used after a policy changed it (one of
+    :data:`ADJUSTMENTS`)."""
+    if reason not in ADJUSTMENTS:
+        raise ValueError(f'unknown adjustment {reason!r}; expected one of '
+                         f'{ADJUSTMENTS}')
+    return dict(reason=reason, source=str(source), detail=detail[:300])
+
+
 def attach_records(sample: dict, records: Sequence[dict]) -> dict:
-    """Store skip records in the metainfo of ``sample['data_samples']``.
+    """Store skip records in the metainfo of ``sample['data_samples']``,
+    before the records the sample already carries (its own adjustments).
 
     Samples without a ``data_samples`` element (pipelines that do not pack)
     get a top-level ``bad_inputs`` key instead.
@@ -332,9 +449,10 @@ def attach_records(sample: dict, records: Sequence[dict]) -> dict:
     data_sample = sample.get('data_samples') if isinstance(sample,
                                                            dict) else None
     if data_sample is not None and hasattr(data_sample, 'set_metainfo'):
-        data_sample.set_metainfo({META_KEY: records})
+        own = list(data_sample.metainfo.get(META_KEY) or [])
+        data_sample.set_metainfo({META_KEY: records + own})
     elif isinstance(sample, dict):
-        sample[META_KEY] = records
+        sample[META_KEY] = records + list(sample.get(META_KEY) or [])
     return sample
 
 

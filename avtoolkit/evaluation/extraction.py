@@ -28,6 +28,7 @@ Only final outputs are available: ``SharedLowRankTransformer.forward``
 returns the last layer of every Transformer and has no option to return
 intermediate layers.
 """
+import logging
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -35,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from avtoolkit.checkpoint.loading import load_weights
+from avtoolkit.datasets.bad_input import BadInputCounter, collect_bad_inputs
 from avtoolkit.models.structures import (POOLED_FEATURES, AVOutputs,
                                          pool_features)
 from avtoolkit.utils.logs import init_weights_quietly
@@ -143,10 +145,20 @@ class ProjectionInputTap:
         return feats.view(batch, num_clips, -1)
 
 
+def report_bad_inputs(counter: BadInputCounter, what: str) -> None:
+    """Log the bad-input report of an extraction when it has anything (a
+    skipped input, or one used after a policy change such as looping)."""
+    if counter.counts:
+        from mmengine.logging import print_log
+        print_log(f'{what}: {counter.format()}', logger='current',
+                  level=logging.WARNING)
+
+
 @torch.no_grad()
 def extract_pooled_features(model: nn.Module, dataloader,
                             features: Sequence[str],
-                            progress: bool = False
+                            progress: bool = False,
+                            counter: Optional[BadInputCounter] = None
                             ) -> Tuple[Dict[str, Tensor], Tensor]:
     """Pooled features of every labelled sequence of ``dataloader``.
 
@@ -154,7 +166,8 @@ def extract_pooled_features(model: nn.Module, dataloader,
     eval mode and is put back in its previous mode afterwards.  Batches go
     through the model's data preprocessor, then ``extract_feat``.  In a
     distributed run every rank extracts its share and the rows are gathered
-    and ordered by ``sample_idx`` on all ranks.
+    and ordered by ``sample_idx`` on all ranks.  The bad-input records of
+    the batches go to ``counter`` (a new one by default) and are logged.
 
     Returns:
         ``({name: (N, C) float32}, labels (N,) int64)`` on the CPU.
@@ -168,9 +181,11 @@ def extract_pooled_features(model: nn.Module, dataloader,
     was_training = model.training
     model.eval()
     rows = []
+    counter = BadInputCounter() if counter is None else counter
     bar = progress_bar(safe_len(dataloader), progress)
     try:
         for data in dataloader:
+            counter.update(collect_bad_inputs(data))
             data = model.data_preprocessor(data, False)
             inputs = data['inputs']
             out = model.extract_feat(inputs.get('video'),
@@ -189,6 +204,7 @@ def extract_pooled_features(model: nn.Module, dataloader,
                 bar.update(len(data['data_samples']))
     finally:
         model.train(was_training)
+    report_bad_inputs(counter, 'feature extraction')
     if is_distributed():
         gathered = all_gather_object(rows)
         rows = {r[0]: r for part in gathered for r in part}
@@ -265,12 +281,15 @@ def collect_features(out: AVOutputs, cnn: Dict[str, Tensor],
 
 @torch.no_grad()
 def iter_named_features(model: nn.Module, dataloader,
-                        names: Sequence[str], progress: bool = True
+                        names: Sequence[str], progress: bool = True,
+                        counter: Optional[BadInputCounter] = None
                         ) -> Iterator[Tuple[Dict[str, np.ndarray],
                                             List[dict]]]:
     """Run ``model`` over ``dataloader`` and yield, per batch,
     ``({name: (B, ...) float32 array}, [meta of every sample])`` where meta
-    has ``sample_idx``, ``filename`` and ``label`` (None if unlabelled)."""
+    has ``sample_idx``, ``filename`` and ``label`` (None if unlabelled).
+    The bad-input records of the batches go to ``counter`` (a new one by
+    default) and are logged at the end."""
     model = unwrap_model(model)
     model.eval()
     taps = {}
@@ -282,8 +301,10 @@ def iter_named_features(model: nn.Module, dataloader,
                                  f'{_BACKBONE_OF[name]}')
             taps[name] = ProjectionInputTap(backbone, _BACKBONE_OF[name])
     bar = progress_bar(safe_len(dataloader), progress)
+    counter = BadInputCounter() if counter is None else counter
     count = 0
     for data in dataloader:
+        counter.update(collect_bad_inputs(data))
         data = model.data_preprocessor(data, False)
         inputs = data['inputs']
         for tap in taps.values():
@@ -308,6 +329,7 @@ def iter_named_features(model: nn.Module, dataloader,
         if bar is not None:
             bar.update(len(metas))
         yield arrays, metas
+    report_bad_inputs(counter, 'feature extraction')
 
 
 def extract_to_dir(model: nn.Module, dataloader, names: Sequence[str],

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from avtoolkit.checkpoint.io import check_checkpoint_file
 from avtoolkit.checkpoint.loading import load_weights
+from avtoolkit.datasets.bad_input import BadInputCounter, collect_bad_inputs
 from avtoolkit.registry import PROTOCOLS
 from avtoolkit.utils.atomic import atomic_write, write_bytes_atomic
 from avtoolkit.utils.logs import init_weights_quietly
@@ -245,8 +246,13 @@ class FrozenFeatureSVMProtocol:
     # -------------------------------------------------------- extraction
     @torch.no_grad()
     def extract(self, backbone: nn.Module, preprocessor: nn.Module,
-                dataset) -> Tensor:
-        """``(N, T, C)`` float32 clip features of every recording."""
+                dataset,
+                counter: Optional[BadInputCounter] = None) -> Tensor:
+        """``(N, T, C)`` float32 clip features of every recording.
+
+        ``counter`` receives the bad-input records of the samples (in
+        evaluation: the recordings used after a policy change, e.g.
+        looped)."""
         from mmengine.dataset import pseudo_collate
         from torch.utils.data import DataLoader
         loader = DataLoader(dataset, batch_size=self.batch_size,
@@ -261,6 +267,8 @@ class FrozenFeatureSVMProtocol:
             from mmengine.utils import ProgressBar
             bar = ProgressBar(len(dataset))
         for data in loader:
+            if counter is not None:
+                counter.update(collect_bad_inputs(data))
             data = preprocessor(data, False)
             clips = data['inputs'].get(self.modality)
             if clips is None:
@@ -328,32 +336,41 @@ class FrozenFeatureSVMProtocol:
                  recordings: dict, work_dir: str,
                  tag: str) -> Tuple[Tensor, Optional[dict], dict]:
         """Clip features for one set of weights, from the cache when
-        possible.  Returns ``(features (N, T, C), load report, timing)``."""
+        possible.  Returns ``(features (N, T, C), load report, timing)``;
+        ``timing['bad_inputs']`` is the bad-input state of the extraction
+        (:meth:`BadInputCounter.state_dict`, kept in the cache too)."""
         cache_file = self._cache_file(
             work_dir, tag, model_cfg, checkpoint,
             recordings['filenames']) if self.cache else None
         if cache_file and osp.isfile(cache_file):
             with np.load(cache_file, allow_pickle=False) as data:
-                if list(data['filenames']) == recordings['filenames']:
+                if list(data['filenames']) == recordings['filenames'] \
+                        and 'bad_inputs' in data:
                     print_log(f'{tag}: features from the cache {cache_file}',
                               logger='current')
                     report = json.loads(str(data['load_report']))
                     return torch.from_numpy(data['features']), report, dict(
-                        cached=True, extract_s=0.0, cache_file=cache_file)
+                        cached=True, extract_s=0.0, cache_file=cache_file,
+                        bad_inputs=json.loads(str(data['bad_inputs'])))
         start = time.perf_counter()
         backbone, preprocessor, report = self.build_backbone(
             model_cfg, checkpoint)
         print_log(f'{tag}: extracting {self.feature} features of '
                   f'{len(dataset)} recordings', logger='current')
-        feats = self.extract(backbone, preprocessor, dataset)
+        counter = BadInputCounter()
+        feats = self.extract(backbone, preprocessor, dataset, counter)
         elapsed = time.perf_counter() - start
+        print_log(f'{tag}: {counter.format()}', logger='current',
+                  level=logging.WARNING if counter.counts else logging.INFO)
         if cache_file:
             with atomic_write(cache_file, 'wb') as f:
                 np.savez(f, features=feats.numpy(),
                          filenames=np.array(recordings['filenames']),
-                         load_report=json.dumps(report))
+                         load_report=json.dumps(report),
+                         bad_inputs=json.dumps(counter.state_dict()))
         return feats, report, dict(cached=False, extract_s=elapsed,
-                                   cache_file=cache_file)
+                                   cache_file=cache_file,
+                                   bad_inputs=counter.state_dict())
 
     # --------------------------------------------------------------- run
     def run(self, model_cfg: dict, checkpoint: Optional[str] = None,
@@ -411,6 +428,11 @@ class FrozenFeatureSVMProtocol:
             timing['svm_s'] = time.perf_counter() - svm_start
             scores = cv.pop('scores')
             cv['load_report'] = report
+            bad = BadInputCounter()
+            bad.load_state_dict(timing.pop('bad_inputs'))
+            cv['bad_inputs'] = dict(bad.state_dict(), skipped=bad.skipped,
+                                    adjusted=bad.adjusted,
+                                    summary=bad.format())
             cv['timing'] = timing
             results[tag] = cv
             files = []
@@ -477,4 +499,8 @@ def format_results_table(results: dict) -> str:
     if 'top1_gain' in results:
         lines.append(f'pretrained - random init: '
                      f'{100 * results["top1_gain"]:+.2f} points')
+    # The same recordings are read for every weight set: one report.
+    bad = results[tags[0]].get('bad_inputs')
+    if bad is not None:
+        lines.append(bad['summary'])
     return '\n'.join(lines)

@@ -200,3 +200,33 @@ def test_collect_and_attach():
         dict(data_samples=ActionDataSample()), [])])
     assert collect_bad_inputs(batch) == recs
     assert collect_bad_inputs([without]) == recs
+
+
+def test_keyed_records_and_adjustments(tmp_path):
+    """A keyed record counts once across updates, merges (ranks) and state
+    round trips (resume); adjustments are reported apart from skips."""
+    listed = dict(reason='unreadable', source='list.txt', count=3,
+                  examples=['a.mp4', 'b.mp4'], key='list-entries:list.txt:1')
+    a, b = BadInputCounter(), BadInputCounter()
+    assert a.update([listed, listed]) == 1
+    b.update([listed, dict(reason='too_short', source='c.mp4'),
+              dict(reason='looped', source='d.mp4')])
+    a.merge(b)
+    assert a.counts == {'unreadable': 3, 'too_short': 1, 'looped': 1}
+    assert a.total == a.skipped == 4 and a.adjusted == 1
+    assert a.examples['unreadable'] == ['a.mp4', 'b.mp4']
+    resumed = BadInputCounter()
+    resumed.load_state_dict(a.state_dict())
+    assert resumed.update([listed]) == 0 and resumed.counts == a.counts
+    text = a.format()
+    assert text.splitlines()[0] == ('bad inputs: 4 skipped (too_short=1, '
+                                    'unreadable=3); 1 used after a policy '
+                                    'change (looped=1)')
+    assert 'd.mp4' in text
+    only_looped = BadInputCounter()
+    only_looped.add('looped', 'd.mp4')
+    assert only_looped.format().startswith('bad inputs: 0 skipped; 1 used')
+    assert BadInputCounter().format() == 'bad inputs: none'
+    a.dump(str(tmp_path / 'bad.json'))
+    data = json.loads((tmp_path / 'bad.json').read_text())
+    assert (data['total'], data['skipped'], data['adjusted']) == (4, 4, 1)

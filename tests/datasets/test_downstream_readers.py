@@ -111,9 +111,14 @@ def test_kinetics_sounds_folders_list_and_csv(tmp_path):
           'dog barking,def,5,15,train\n')
     touch(osp.join(root, 'clips', 'abc_000010_000020.mp4'))
     touch(osp.join(root, 'clips', 'def_000005_000015.mp4'))
-    ds = build(dict(type='KineticsSoundsDataset', ann_file=osp.join(
+    # A full Kinetics CSV restricted to the classes: the other classes'
+    # rows are left out only when asked to (unknown_labels='drop').
+    ks_csv = dict(type='KineticsSoundsDataset', ann_file=osp.join(
         root, 'train.csv'), classes=['dog barking', 'playing drums'],
-        data_prefix=dict(video=osp.join(root, 'clips'))))
+        data_prefix=dict(video=osp.join(root, 'clips')))
+    with pytest.raises(ValueError, match=r"line 3: label 'yoga'"):
+        build(ks_csv)
+    ds = build(dict(ks_csv, unknown_labels='drop'))
     assert [(osp.basename(ds.get_data_info(i)['filename']),
              ds.get_data_info(i)['label']) for i in range(len(ds))] == [
                  ('abc_000010_000020.mp4', 1), ('def_000005_000015.mp4', 0)]

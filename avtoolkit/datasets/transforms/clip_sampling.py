@@ -9,7 +9,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from avtoolkit.registry import TRANSFORMS
-from ..bad_input import BadInputError
+from ..bad_input import META_KEY, BadInputError, adjustment_record
 
 
 @TRANSFORMS.register_module()
@@ -33,7 +33,10 @@ class AVSampleClips(BaseTransform):
     A video shorter than what the clips need is handled by ``short_policy``:
     ``'error'`` raises :class:`BadInputError` (``too_short``; the dataset's
     bad-input policy then skips or raises), ``'loop'`` repeats the video
-    (clip times wrap around; ``looped=True`` is recorded).
+    (clip times wrap around; ``looped=True`` is recorded, and a ``looped``
+    record joins ``results['bad_inputs']``, so that the bad-input report of
+    training and evaluation counts the video, see
+    :mod:`avtoolkit.datasets.bad_input`).
 
     Required keys: ``duration``, ``usable_start`` (from :class:`AVInit`).
     Added keys: ``clip_starts`` (T,) float64 seconds, ``clip_duration``,
@@ -96,6 +99,10 @@ class AVSampleClips(BaseTransform):
                     f'of {L:g}s ({self.mode})')
             loop_period = avail
             virtual = need  # place clips on a virtual, repeated time line
+            results.setdefault(META_KEY, []).append(adjustment_record(
+                'looped', results.get('filename', '<bytes>'),
+                f'{avail:.2f}s usable, {need:.2f}s needed for {T} clips '
+                f'of {L:g}s ({self.mode}); repeated'))
         else:
             virtual = avail
 

@@ -28,6 +28,7 @@ from mmaction.structures import ActionDataSample
 from mmcv.transforms import BaseTransform
 
 from avtoolkit.registry import TRANSFORMS
+from ..bad_input import META_KEY
 
 DEFAULT_META_KEYS = ('filename', 'sample_idx', 'clip_starts', 'clip_ends',
                      'clip_duration', 'num_clips', 'num_views', 'fps',
@@ -61,8 +62,10 @@ class PackAVInputs(BaseTransform):
     ``label``.
 
     The metainfo gets ``clip_starts`` / ``clip_ends`` (seconds from the
-    start of the file, one per clip), ``num_views`` and the ``meta_keys``
-    present in ``results``.
+    start of the file, one per clip), ``num_views``, the ``meta_keys``
+    present in ``results`` and always ``bad_inputs``: the records of
+    policy decisions about this input (e.g. ``looped``), to which the
+    dataset adds the records of the inputs it skipped before it.
 
     Args:
         meta_keys: keys of ``results`` copied into the metainfo when present.
@@ -114,6 +117,9 @@ class PackAVInputs(BaseTransform):
         if results.get('label') is not None:
             data_sample.set_gt_labels(results['label'])
         meta = {k: _plain(results[k]) for k in self.meta_keys if k in results}
+        # Reported decisions about this input (e.g. a looped short video)
+        # always travel with the sample, whatever ``meta_keys`` says.
+        meta[META_KEY] = list(results.get(META_KEY) or [])
         data_sample.set_metainfo(meta)
         return dict(inputs=inputs, data_samples=data_sample)
 

@@ -18,6 +18,45 @@ _FUSION_OBJECTIVES = {
 }
 
 
+def check_cpp_batches(model_cfg, dataloader_cfg) -> None:
+    """Refuse a pretraining configuration whose dataloader can hand the CPP
+    head a batch of a single sequence.
+
+    ``model_cfg`` is the ``model`` section, ``dataloader_cfg`` the
+    ``train_dataloader`` one (dicts or ConfigDicts).  Nothing is checked
+    for models without a CPP head.  The batches are safe when
+    ``batch_size >= 2`` and either ``drop_last=True`` or the sampler is an
+    ``InfiniteSampler`` (whose epochs never end).  An iterable dataset
+    (``sampler=None``, e.g. ``AVWebDataset``) ends an epoch in every worker
+    with an incomplete batch unless ``drop_last`` is set.
+
+    Raises:
+        ValueError: naming ``train_dataloader.batch_size`` or
+            ``train_dataloader.drop_last``.
+    """
+    if not model_cfg or not model_cfg.get('cpp_head') or \
+            model_cfg.get('type') not in ('AVBERT', 'avtoolkit.AVBERT'):
+        return
+    if not dataloader_cfg:
+        return
+    batch = dataloader_cfg.get('batch_size', 1)
+    if batch is None or int(batch) < 2:
+        raise ValueError(
+            f'train_dataloader.batch_size is {batch}, but correct pair '
+            'prediction (model.cpp_head) needs at least two sequences per '
+            'batch: set train_dataloader.batch_size >= 2.')
+    sampler = dataloader_cfg.get('sampler') or {}
+    endless = str(sampler.get('type', '')).endswith('InfiniteSampler')
+    if not dataloader_cfg.get('drop_last', False) and not endless:
+        raise ValueError(
+            'train_dataloader.drop_last is not set, so the last batch of an '
+            'epoch may hold a single sequence (skipped bad inputs change '
+            'the number of samples; an iterable dataset ends an epoch with '
+            'an incomplete batch in every DataLoader worker), which correct '
+            'pair prediction (model.cpp_head) cannot use: set '
+            'train_dataloader.drop_last=True.')
+
+
 @MODELS.register_module()
 class AVBERT(AVBERTEncoder):
     """Self-supervised pretraining of AVBERT (paper section 2.1).
@@ -126,9 +165,16 @@ class AVBERT(AVBERTEncoder):
         if self.cpp_head is None:
             return None
         if batch < 2:
-            raise ValueError('correct pair prediction needs at least two '
-                             'sequences per batch (mismatched pairs come '
-                             'from other videos of the batch)')
+            raise ValueError(
+                f'correct pair prediction needs at least two sequences per '
+                f'batch, got {batch} (mismatched pairs come from other '
+                'videos of the batch). Set train_dataloader.batch_size >= 2 '
+                'and train_dataloader.drop_last=True: without drop_last the '
+                'last batch of an epoch may hold a single sequence (skipped '
+                'bad inputs change how many samples an epoch has; with an '
+                'iterable dataset such as AVWebDataset every DataLoader '
+                'worker ends its share of the epoch with its own last '
+                'batch).')
         return make_derangement(batch, device=device)
 
     def contextualise(self, x_v: Tensor, x_a: Tensor, mask: Tensor,

@@ -36,6 +36,12 @@ train_dataloader = dict(
     batch_size=4,
     num_workers=8,
     persistent_workers=True,
+    # Full batches only: correct pair prediction needs two sequences per
+    # batch, and skipped bad inputs make an epoch's sample count unknown in
+    # advance (with an iterable dataset every worker drops its own
+    # incomplete last batch, at most batch_size - 1 samples per worker and
+    # epoch).  With the InfiniteSampler below no batch is ever incomplete.
+    drop_last=True,
     # Iteration-based pretraining: an endless, per-rank shuffled stream.
     sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),

@@ -33,6 +33,7 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=1,
     persistent_workers=True,
+    drop_last=True,  # full batches only, as av_pretrain_videos.py
     sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(

@@ -18,6 +18,10 @@ train_dataloader = dict(
     # Keeps the dataset copies in the workers alive, so that the shard order
     # changes from epoch to epoch (AVWebDataset counts epochs per process).
     persistent_workers=True,
+    # Inherited, and needed here most: an epoch of shards ends with one
+    # incomplete batch per worker, whose size depends on the records
+    # skipped as bad inputs; a batch of one sequence cannot train CPP.
+    drop_last=True,
     sampler=None,  # an iterable dataset: shards are split by rank and worker
     dataset=dict(
         _delete_=True,

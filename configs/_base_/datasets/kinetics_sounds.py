@@ -2,8 +2,10 @@
 # in the paper), from a Kinetics download (see docs/downstream.md):
 #   data/kinetics_sounds/videos/<youtube_id>_<start:06d>_<end:06d>.mp4
 #   data/kinetics_sounds/train.csv, validate.csv
-#       (Kinetics CSVs: label,youtube_id,time_start,time_end,split; rows of
-#        other classes are dropped by KineticsSoundsDataset)
+#       (Kinetics CSVs: label,youtube_id,time_start,time_end,split, with the
+#        rows of the Kinetics-Sounds classes only: a label outside
+#        classes.txt is an error naming the line; to read the full Kinetics
+#        CSVs set unknown_labels='drop' on the three datasets)
 #   data/kinetics_sounds/classes.txt   (the class names, one per line)
 # Videos in class folders: set filename_tmpl='{label}/{youtube_id}_...' on the
 # datasets (see KineticsSoundsDataset).
