@@ -11,6 +11,7 @@ from avtoolkit.apis.common import (add_common_args, apply_pretrained_option,
                                   enable_amp, load_config)
 from avtoolkit.data_prep import prepare
 from avtoolkit.engine.hook_args import check_hook_args
+from avtoolkit.models.algorithms.avbert import check_cpp_batches
 from avtoolkit.engine.schedulers import fill_schedule_lengths
 from avtoolkit.engine.work_dir import prepare_work_dir
 from avtoolkit.utils import register_all_modules
@@ -87,6 +88,7 @@ def main(argv: Optional[List[str]] = None) -> Runner:
     cfg = merge_args(cfg, args)
     check_optimizer_numbers(cfg)
     check_hook_args(cfg)
+    check_cpp_batches(cfg.get('model'), cfg.get('train_dataloader'))
     # Before the Runner exists (it writes into the work dir at once) and
     # before any data is prepared.
     notes = prepare_work_dir(cfg, args.resume, args.overwrite,

@@ -169,3 +169,18 @@ randomness = dict(seed=0)
     with open(tmp_path / 'work' / 'bad_inputs_train.json') as f:
         report = json.load(f)
     assert report['counts'] == {'too_short': 1}
+
+
+def test_train_refuses_such_a_config_before_any_work(tmp_path, monkeypatch):
+    """tools/train.py checks the batches when the run starts, before the
+    demo data is generated."""
+    import os.path as osp
+
+    from avtoolkit.apis import train as train_api
+    from tool_runs import REPO
+    monkeypatch.chdir(tmp_path)
+    config = osp.join(REPO, 'configs', 'pretrain', 'demo_mid_part.py')
+    with pytest.raises(ValueError, match='train_dataloader.drop_last'):
+        train_api.main([config, '--work-dir', str(tmp_path / 'work'),
+                        '--cfg-options', 'train_dataloader.drop_last=False'])
+    assert not osp.exists(tmp_path / 'data')
