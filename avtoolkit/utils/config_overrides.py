@@ -116,12 +116,12 @@ def _built_entries(path: str, name: str) -> List[str]:
         current = todo.pop()
         targets = [t for _, _, ts in variable_uses(path, current) for t in ts]
         if current != name:
-            entries.append((current, bool(targets)))
+            entries.append(current)
         for target in targets:
             if target not in seen:
                 seen.add(target)
                 todo.append(target)
-    return sorted(entry for entry, _ in entries)
+    return sorted(entries)
 
 
 def _paths_holding(value: Any, cfg: Any, prefix: str = '') -> Iterator[str]:
