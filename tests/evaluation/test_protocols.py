@@ -312,8 +312,14 @@ def test_esc50_protocol_through_tools_test(tmp_path, esc50_root):
     table = format_results_table(results)
     assert 'fold 5' in table and 'random init' in table
 
+    # The results of a run are not replaced unless asked.
+    before = (work / 'protocol_results.json').read_bytes()
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        test_api.main([config, ckpt, '--compare-random'])
+    assert (work / 'protocol_results.json').read_bytes() == before
+
     # A second run reuses the cached features of both weight sets.
-    again = test_api.main([config, ckpt, '--compare-random'])
+    again = test_api.main([config, ckpt, '--compare-random', '--overwrite'])
     for tag in ('pretrained', 'random_init'):
         assert again[tag]['timing']['cached'] is True
         assert again[tag]['folds'] == results[tag]['folds']
@@ -323,7 +329,7 @@ def test_esc50_protocol_through_tools_test(tmp_path, esc50_root):
     wav = sorted(glob.glob(osp.join(str(esc50_root), 'audio', '*.wav')))[0]
     stat = os.stat(wav)
     os.utime(wav, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    third = test_api.main([config, ckpt, '--compare-random'])
+    third = test_api.main([config, ckpt, '--compare-random', '--overwrite'])
     for tag in ('pretrained', 'random_init'):
         assert third[tag]['timing']['cached'] is False
 
@@ -343,22 +349,22 @@ def test_protocol_reports_missing_and_wrong_checkpoints(tmp_path,
     strict = write_config(tmp_path, esc50_root, folds=[1, 2], cache=False,
                           compare_random=False, strict_load=True)
     with pytest.raises(WeightsMismatchError, match='missing'):
-        test_api.main([strict, partial])
+        test_api.main([strict, partial, '--overwrite'])
 
     other = tmp_path / 'other.pth'
     torch.save(dict(state_dict={'visual_backbone.w': torch.zeros(1)}), other)
     with pytest.raises(WeightsMismatchError,
                        match='other.pth" has no weights under '
                        '"audio_backbone."'):
-        test_api.main([config, str(other)])
+        test_api.main([config, str(other), '--overwrite'])
     broken = tmp_path / 'broken.pth'
     broken.write_bytes(other.read_bytes()[:40])
     with pytest.raises(NotACheckpointError, match='broken.pth'):
-        test_api.main([config, str(broken)])
+        test_api.main([config, str(broken), '--overwrite'])
     with pytest.raises(FileNotFoundError, match='nowhere.pth'):
-        test_api.main([config, str(tmp_path / 'nowhere.pth')])
+        test_api.main([config, str(tmp_path / 'nowhere.pth'), '--overwrite'])
     with pytest.raises(ValueError, match='no checkpoint'):
-        test_api.main([config])
+        test_api.main([config, '--overwrite'])
 
 
 # ------------------------------------------- tools/test.py without protocol
@@ -438,7 +444,10 @@ def test_protocol_results_file_is_replaced_whole(tmp_path):
     work.mkdir()
     previous = work / test_api.RESULTS_FILE
     previous.write_text('{"previous": "results"}')
-    with pytest.raises(TypeError, match='not JSON serializable'):
+    with pytest.raises(FileExistsError, match=test_api.RESULTS_FILE):
         test_api.main([str(config), str(ckpt), '--work-dir', str(work)])
+    with pytest.raises(TypeError, match='not JSON serializable'):
+        test_api.main([str(config), str(ckpt), '--work-dir', str(work),
+                       '--overwrite'])
     assert previous.read_text() == '{"previous": "results"}'
     assert os.listdir(work) == [test_api.RESULTS_FILE]

@@ -173,14 +173,28 @@ randomness = dict(seed=0)
 
 def test_train_refuses_such_a_config_before_any_work(tmp_path, monkeypatch):
     """tools/train.py checks the batches when the run starts, before the
-    demo data is generated."""
+    demo data is generated.  The demo samples with an InfiniteSampler
+    (whose epochs never end), so the test switches to mmengine's
+    DefaultSampler, whose last batch of an epoch may be short."""
     import os.path as osp
 
     from avtoolkit.apis import train as train_api
     from tool_runs import REPO
+
+    def no_data_yet(cfg):
+        raise AssertionError('data was prepared before the batch check')
+
+    monkeypatch.setattr(train_api, 'prepare', no_data_yet)
     monkeypatch.chdir(tmp_path)
     config = osp.join(REPO, 'configs', 'pretrain', 'demo_mid_part.py')
-    with pytest.raises(ValueError, match='train_dataloader.drop_last'):
-        train_api.main([config, '--work-dir', str(tmp_path / 'work'),
-                        '--cfg-options', 'train_dataloader.drop_last=False'])
+    cases = [('train_dataloader.drop_last',
+              ['train_dataloader.drop_last=False',
+               'train_dataloader.sampler.type=DefaultSampler']),
+             ('train_dataloader.batch_size',
+              ['train_dataloader.batch_size=1'])]
+    for named, changes in cases:
+        with pytest.raises(ValueError, match=named):
+            train_api.main([config, '--work-dir', str(tmp_path / 'work'),
+                            '--cfg-options', *changes])
     assert not osp.exists(tmp_path / 'data')
+    assert not osp.exists(tmp_path / 'work')
