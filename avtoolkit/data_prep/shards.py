@@ -19,9 +19,13 @@ reproduces it.  Inputs that fail the probe are left out of their shard
 
 Every input is probed before it is stored: the container must open, have a
 video stream (and an audio stream unless ``require_audio=False``), declare
-a length of at least ``min_duration`` seconds, and decode at its first and
-last frame (and audio), which catches cut files whose header still declares
-the full length.
+a length of at least ``min_duration`` seconds, decode at its first and
+last frame, and decode its whole audio track (which catches cut files whose
+header still declares the full length, and corrupt audio anywhere).  The
+holes in the audio timestamps (filled with silence when read, see
+:class:`~avtoolkit.datasets.io.MediaReader`) are listed in the sample's
+JSON (``probe.audio_gaps``: ``[time, seconds]`` pairs) and counted in the
+build report.
 
 Two storage modes: the original bytes (default), or a re-encoded copy
 (``reencode=True``): H.264 (``libx264``, ``crf``, ``preset``, a key frame
@@ -143,8 +147,16 @@ def probe_input(path: str, require_audio: bool = True,
         r.read_frames([r.start, last], short_side=16)
         info = r.info()
         if r.audio_stream is not None:
-            n = max(1, int(0.02 * 16000))
-            r.read_audio([r.start, max(r.start, r.end - 0.02)], n, 16000)
+            # The whole audio time line, in pieces of at most a minute: a
+            # decoding error or a cut anywhere is found here, and the holes
+            # in its timestamps are recorded.
+            sr, piece = 8000, 60.0
+            for s in np.arange(r.start, r.end, piece):
+                n = int(round((min(r.end, s + piece) - s) * sr))
+                if n > 0:
+                    r.read_audio([s], n, sr)
+            info['audio_gaps'] = [[round(t, 4), round(g, 4)]
+                                  for t, g in r.audio_gaps]
         else:
             info['has_audio'] = bool(r.container.streams.audio)
     return info
@@ -277,7 +289,7 @@ def _build_shard(task: dict) -> dict:
     """Write one shard (runs in a worker process)."""
     opts = ShardOptions(**task['options'])
     out_dir, name = task['out_dir'], task['name']
-    skipped, keys = [], []
+    skipped, keys, gapped = [], [], []
     t0 = time.time()
     # the tar is renamed into place when the block ends, after its record
     with atomic_path(osp.join(out_dir, name)) as tmp:
@@ -303,6 +315,9 @@ def _build_shard(task: dict) -> dict:
                                         reason='pipeline_error',
                                         detail=f'{type(e).__name__}: {e}'))
                     continue
+                if info.get('audio_gaps'):
+                    gapped.append(dict(index=idx, path=rel,
+                                       gaps=info['audio_gaps']))
                 label = labels[0] if len(labels) == 1 else (labels or None)
                 meta = dict(source=rel, label=label, probe=info,
                             reencoded=opts.reencode)
@@ -311,7 +326,7 @@ def _build_shard(task: dict) -> dict:
                               'json': json.dumps(meta).encode('utf-8')})
                 keys.append(key)
         record = dict(name=name, shard=task['shard'], num_samples=len(keys),
-                      keys=keys, skipped=skipped,
+                      keys=keys, skipped=skipped, audio_gaps=gapped,
                       first_index=task['entries'][0][0] if task['entries']
                       else None, seconds=round(time.time() - t0, 3))
         write_json_atomic(osp.join(out_dir, name + RECORD_SUFFIX), record,
@@ -456,6 +471,8 @@ def build_shards(list_file: str, out_dir: str, root: Optional[str] = None,
                                                        for t in todo],
                   shards_reused=reused, resumed=resumed,
                   skipped_by_reason=by_reason, skipped=skipped,
+                  audio_gaps=[g for r in records
+                              for g in r.get('audio_gaps', [])],
                   options=asdict(opts),
                   seconds=round(time.time() - t_start, 2))
     write_json_atomic(osp.join(out_dir, REPORT_FILE), report, indent=1,
@@ -513,4 +530,16 @@ def format_report(report: dict) -> str:
         if len(report['skipped']) > 20:
             lines.append(f'  ... {len(report["skipped"]) - 20} more in '
                          f'{REPORT_FILE}')
+    gapped = report.get('audio_gaps') or []
+    if gapped:
+        lines.append(f'{len(gapped)} stored input(s) have holes in their '
+                     'audio timestamps (silence at their place when read; '
+                     'AVDecode.max_audio_gap decides which clips are '
+                     'skipped):')
+        for g in gapped[:10]:
+            holes = ', '.join(f'{t:.3f}s ({length * 1000:.0f} ms)'
+                              for t, length in g['gaps'][:4])
+            lines.append(f'  {g["path"]}: {holes}')
+        if len(gapped) > 10:
+            lines.append(f'  ... {len(gapped) - 10} more in {REPORT_FILE}')
     return '\n'.join(lines)

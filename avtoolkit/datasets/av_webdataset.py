@@ -241,8 +241,13 @@ class AVWebDataset(torch.utils.data.IterableDataset):
         return epoch, skip, w
 
     # ----------------------------------------------------------- iteration
-    def _to_results(self, sample: dict) -> dict:
-        url, key = sample.get('__url__', '?'), sample.get('__key__', '?')
+    def _to_results(self, sample: dict, url: Optional[str] = None) -> dict:
+        """The pipeline's input for one tar record.  Its ``filename``, which
+        every error about the sample names, is ``SHARD#KEY (source:
+        PATH)``: the shard and key to find the record, and the source video
+        the shard builder stored in ``<key>.json``."""
+        url = url or sample.get('__url__') or '?'
+        key = sample.get('__key__', '?')
         name = f'{url}#{key}'
         ext = _media_key(sample)
         if ext is None:
@@ -256,8 +261,11 @@ class AVWebDataset(torch.utils.data.IterableDataset):
             except ValueError as e:
                 raise BadInputError('unreadable', name,
                                     f'bad json member: {e}') from e
+        source = meta.get('source') if isinstance(meta, dict) else None
+        if source:
+            name = f'{name} (source: {source})'
         results = dict(video_bytes=sample[ext], filename=name, key=key,
-                       shard=url, source=meta.get('source'))
+                       shard=url, source=source)
         label = meta.get('label')
         if label is not None:
             if self.multi_class:
@@ -320,14 +328,37 @@ class AVWebDataset(torch.utils.data.IterableDataset):
         # once), with the first sample of the next epoch.
         tail = collections.deque()
         yielded = 0
+
+        def emit(out, n):
+            """``out`` with every record pending now attached."""
+            nonlocal pending, yielded
+            sent, pending = pending, []
+            if sent and self.resend_tail:
+                sent = [r if 'key' in r else dict(
+                    r, key=f'{r.get("source")}@{self.seed}:{epoch}:'
+                           f'{rank}:{role}:{n}:{j}')
+                        for j, r in enumerate(sent)]
+                tail.append((yielded, sent))
+            yielded += 1
+            while tail and tail[0][0] < yielded - self.resend_tail:
+                tail.popleft()
+            return attach_records(out, sent)
+
+        # Each sample is held back until the next one is ready, so that the
+        # records of inputs skipped after the last good sample of the
+        # stream still reach the main process, with that last sample (they
+        # used to wait for an epoch that a one-epoch read never starts).
+        held = None
         try:
             for n, sample in enumerate(records):
                 if n < skip:
                     continue  # fast-forward: read, not decoded
-                name = (f'{sample.get("__url__") or reading["url"]}'
-                        f'#{sample.get("__key__")}')
+                url = sample.get('__url__') or reading['url']
+                name = f'{url}#{sample.get("__key__")}'
                 try:
-                    out = self.pipeline(self._to_results(sample))
+                    results = self._to_results(sample, url)
+                    name = results['filename']
+                    out = self.pipeline(results)
                     if out is None:
                         raise RuntimeError('the pipeline returned None')
                 except Exception as exc:
@@ -338,17 +369,12 @@ class AVWebDataset(torch.utils.data.IterableDataset):
                         raise self.policy.too_many(failures)
                     continue
                 failures = []
-                sent, pending = pending, []
-                if sent and self.resend_tail:
-                    sent = [r if 'key' in r else dict(
-                        r, key=f'{r.get("source")}@{self.seed}:{epoch}:'
-                               f'{rank}:{role}:{n}:{j}')
-                            for j, r in enumerate(sent)]
-                    tail.append((yielded, sent))
-                yielded += 1
-                while tail and tail[0][0] < yielded - self.resend_tail:
-                    tail.popleft()
-                yield attach_records(out, sent)
+                if held is not None:
+                    yield emit(*held)
+                held = (out, n)
+            if held is not None:
+                last, held = held, None
+                yield emit(*last)
         finally:
             # Records of the end of this epoch go with the first sample of
             # the next one in this process (persistent workers, or no

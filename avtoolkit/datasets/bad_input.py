@@ -17,6 +17,9 @@ reason                 raised by
                        although the header declared them
 ``decode_error``       the decoder failed on the data (corrupt packets)
 ``bad_timestamps``     frames without usable timestamps
+``audio_gap``          more than ``max_audio_gap`` seconds of a clip's audio
+                       window fall in holes of the audio timestamps
+                       (:class:`~avtoolkit.datasets.transforms.AVDecode`)
 ``unreadable_shard``   a tar shard could not be opened or read to the end
 ``pipeline_error``     any other exception raised while preparing a sample
 =====================  =====================================================
@@ -36,6 +39,9 @@ adjustment             decided by
 =====================  =====================================================
 ``looped``             ``AVSampleClips(short_policy='loop')``: the video is
                        shorter than the clips need and is repeated
+``audio_filled``       ``AVDecode``: part of a clip's audio window (at most
+                       ``max_audio_gap`` seconds) falls in a hole of the
+                       audio timestamps and was filled with silence
 =====================  =====================================================
 
 The transform appends a record (``reason``, ``source``, ``detail``) to
@@ -65,12 +71,14 @@ The policy
   when nothing was skipped).  This works across DataLoader worker processes
   without shared state: every record reaches the main process exactly once
   (a record is lost only if a worker is killed before returning another
-  sample; in an iterable dataset, records left at the end of an epoch, or
-  carried by the samples of an incomplete last batch that ``drop_last``
-  drops, go with the first sample of the next epoch of the same dataset
-  copy, keyed so that they are counted once, and are lost only when that
-  epoch never comes; the worker-local counts are also logged by the worker
-  itself, see below).  ``max_retries`` consecutive failures raise
+  sample; in an iterable dataset each sample is held back until the next
+  one is ready, so the records of inputs skipped after the last good
+  sample of an epoch go with that sample; records carried by the samples
+  of an incomplete last batch that ``drop_last`` drops, or of an epoch
+  without a good sample, go with the first sample of the next epoch of the
+  same dataset copy, keyed so that they are counted once, and are lost
+  only when that epoch never comes; the worker-local counts are also
+  logged by the worker itself, see below).  ``max_retries`` consecutive failures raise
   :class:`TooManyBadInputs` so that a broken configuration (every sample
   failing) stops the job instead of spinning.
 * ``'raise'`` (default for evaluation): the first bad input raises
@@ -115,13 +123,15 @@ from avtoolkit.utils.atomic import write_json_atomic
 
 REASONS = ('unreadable', 'no_video', 'no_audio', 'unknown_duration',
            'too_short', 'truncated', 'decode_error', 'bad_timestamps',
-           'unreadable_shard', 'pipeline_error')
+           'audio_gap', 'unreadable_shard', 'pipeline_error')
 
 # Inputs that were used, changed by a policy (see the module docstring).
-ADJUSTMENTS = ('looped', )
+ADJUSTMENTS = ('looped', 'audio_filled')
 # What a report says about each adjustment.
 ADJUSTMENT_TEXT = {
     'looped': "shorter than the clips, repeated (short_policy='loop')",
+    'audio_filled': 'holes in the audio timestamps filled with silence '
+                    '(max_audio_gap)',
 }
 
 MODES = ('skip', 'raise')

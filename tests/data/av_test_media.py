@@ -8,7 +8,7 @@ were cut from the same time span.
 """
 import os.path as osp
 from fractions import Fraction
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import av
 import numpy as np
@@ -27,6 +27,9 @@ def write_marker_video(path: str,
                        vcodec: str = 'libx264',
                        acodec: str = 'aac',
                        vfr: bool = False,
+                       video_start: float = 0.0,
+                       audio_span: Optional[Tuple[float, float]] = None,
+                       audio_holes: Sequence[Tuple[float, float]] = (),
                        seed: int = 0) -> dict:
     """Write a marker video; returns its parameters (event times snapped to
     frame starts, as ``events``).
@@ -41,7 +44,20 @@ def write_marker_video(path: str,
             front left and centre channels, noise everywhere).
         vfr: variable frame rate: frame durations alternate between
             ``1/fps`` and ``2/fps`` (millisecond timestamps).
-        events: flash / burst times in seconds.
+        events: flash / burst times in seconds (absolute: the same instant
+            in both streams whatever their start times); events outside the
+            video are only heard.
+        video_start: time of the first video frame; the video lasts
+            ``duration`` from there.
+        audio_span: (start, end) of the audio stream (default: the video's
+            span).  Audio starting before the video is common in real
+            files.
+        audio_holes: (time, length) pairs: the audio packets stop at about
+            ``time`` (moved to the encoder's frame boundary at or before
+            it) and resume ``length`` seconds later, their timestamps
+            jumping over the hole; the signal keeps following absolute time,
+            as in a recording that dropped packets.  AAC only.  The actual
+            hole starts are returned as ``holes``.
         container: format name (default from the extension).
         vcodec, acodec: encoders ('libx264'/'aac' for mp4, 'mpeg4'/
             'libmp3lame' for avi).
@@ -57,10 +73,19 @@ def write_marker_video(path: str,
     else:
         starts = np.arange(int(round(duration * fps))) / float(fps)
         time_base = 1 / fps
+    starts = starts + video_start
+    a_lo, a_hi = audio_span if audio_span is not None else (
+        video_start, video_start + duration)
     n_frames = len(starts)
+    # An event during the video flashes the frame on screen then, and its
+    # time moves to that frame's start; one before or after the video is
+    # only heard.
+    v_end = starts[-1] + 1 / float(fps)
     flash = {int(np.searchsorted(starts, e, side='right') - 1)
-             for e in events}
-    events = sorted(float(starts[f]) for f in flash)
+             for e in events if starts[0] <= e < v_end}
+    events = sorted([float(starts[f]) for f in flash] +
+                    [float(e) for e in events
+                     if not starts[0] <= e < v_end])
     out = av.open(path, 'w', format=container)
     vs = out.add_stream(vcodec, rate=fps)
     if vfr:
@@ -77,7 +102,7 @@ def write_marker_video(path: str,
         aus.layout = layout
         if acodec == 'aac':
             aus.options = {'aac_coder': 'fast'}
-        n = int(round(duration * sample_rate))
+        n = int(round(a_hi * sample_rate))
         t = np.arange(n) / sample_rate
         mono = 0.01 * rng.standard_normal(n)
         for e in events:
@@ -92,22 +117,61 @@ def write_marker_video(path: str,
                               quiet[3]]).astype(np.float32)
         else:
             audio = mono[None].astype(np.float32)
-    a_pos, chunk = 0, 1152
+    # Audio is encoded without its holes, in frames of the encoder's size,
+    # starting at a_lo; the packets after a hole get their timestamps moved
+    # by its length (``shifts``: encoder position -> added samples).
+    first = int(round(a_lo * sample_rate)) if sample_rate else 0
+    chunk = 1152
+    shifts, holes = [], []
+    if audio is not None:
+        chunk = aus.codec_context.frame_size or 1024
+        if audio_holes and acodec != 'aac':
+            raise ValueError('audio_holes needs acodec="aac"')
+        kept = np.ones(audio.shape[1], bool)
+        kept[:first] = False
+        removed = 0
+        for at, length in sorted(audio_holes):
+            # ``at`` in encoder positions (the earlier holes removed)
+            cut = first + (int(at * sample_rate) - removed - first) \
+                // chunk * chunk
+            gap = int(round(length * sample_rate))
+            kept[cut + removed:cut + removed + gap] = False
+            shifts.append((cut, removed + gap))
+            holes.append(((cut + removed) / sample_rate, gap / sample_rate))
+            removed += gap
+        audio = audio[:, kept]
+    a_pos = first
+
+    def shift_of(pts):
+        extra = 0
+        for cut, total in shifts:
+            if pts >= cut:
+                extra = total
+        return extra
 
     def mux_audio(until):
         nonlocal a_pos
         if aus is None:
             return
-        limit = min(audio.shape[1], int(round(until * sample_rate)))
+        limit = min(first + audio.shape[1], int(round(until * sample_rate)))
         while a_pos < limit:
-            piece = np.ascontiguousarray(audio[:, a_pos:a_pos + chunk])
+            piece = np.ascontiguousarray(
+                audio[:, a_pos - first:a_pos - first + chunk])
             frame = av.AudioFrame.from_ndarray(piece, format='fltp',
                                                layout=layout)
             frame.sample_rate, frame.pts = sample_rate, a_pos
             frame.time_base = Fraction(1, sample_rate)
             for p in aus.encode(frame):
-                out.mux(p)
+                mux_packet(p)
             a_pos += piece.shape[1]
+
+    def mux_packet(p):
+        if shifts and p.pts is not None:
+            extra = shift_of(p.pts)
+            p.pts += extra
+            if p.dts is not None:
+                p.dts += extra
+        out.mux(p)
 
     for k in range(n_frames):
         level = BRIGHT if k in flash else DARK
@@ -122,14 +186,15 @@ def write_marker_video(path: str,
     for p in vs.encode():
         out.mux(p)
     if aus is not None:
-        mux_audio(duration + 1)
+        mux_audio(a_hi + 1)
         for p in aus.encode():
-            out.mux(p)
+            mux_packet(p)
     out.close()
     return dict(path=path, duration=duration, fps=float(fps),
                 max_frame_period=float(np.diff(starts).max()),
                 size=size, sample_rate=sample_rate, channels=channels,
-                events=[float(e) for e in events])
+                events=[float(e) for e in events], video_start=video_start,
+                audio_span=(a_lo, a_hi), holes=holes)
 
 
 def write_marker_avi(path: str, **kwargs) -> dict:

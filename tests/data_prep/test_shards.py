@@ -201,3 +201,53 @@ def test_cli_with_workers(inputs, tmp_path, capsys):
     assert report['shards_built'] == [] and report['num_samples'] == 3
     assert tool.main(['--list', inputs['list'], '--out', out,
                       '--shard-size', '3', '--no-progress']) == 2
+
+
+def test_audio_holes_are_found_recorded_and_healed(tmp_path):
+    """The probe decodes the whole audio track: the holes of every stored
+    input are in its JSON and in the report (the probe used to look at the
+    first and last 20 ms only), and a re-encoded copy carries the audio at
+    its true times, holes as silence, so its clips stay aligned."""
+    from avtoolkit.data_prep.shards import format_report
+    events = tuple(np.arange(0.3, 12, 1.0))
+    small = write_marker_video(str(tmp_path / 'small_hole.mp4'),
+                               duration=12.0, events=events,
+                               audio_holes=[(4.0, 0.06)])
+    big = write_marker_video(str(tmp_path / 'big_hole.mp4'), duration=12.0,
+                             events=events, audio_holes=[(6.0, 1.5)])
+    lst = write_list(str(tmp_path / 'list.txt'),
+                     ['small_hole.mp4 0', 'big_hole.mp4 1'])
+    raw = build_shards(lst, str(tmp_path / 'raw'), shard_size=2,
+                       progress=False)
+    assert raw['num_samples'] == 2 and raw['skipped'] == []
+    holes = {g['path']: g['gaps'] for g in raw['audio_gaps']}
+    (t_small, g_small), = holes['small_hole.mp4']
+    (t_big, g_big), = holes['big_hole.mp4']
+    assert t_small == pytest.approx(small['holes'][0][0], abs=1e-3)
+    assert g_small == pytest.approx(0.06, abs=1e-3)
+    assert t_big == pytest.approx(big['holes'][0][0], abs=1e-3)
+    assert g_big == pytest.approx(1.5, abs=1e-3)
+    members = tar_members(str(tmp_path / 'raw' / 'shard-000000.tar'))
+    meta = json.loads(members['000000001.json'])
+    assert meta['probe']['audio_gaps'] == holes['big_hole.mp4']
+    assert 'big_hole.mp4: ' in format_report(raw)
+
+    enc = build_shards(lst, str(tmp_path / 'enc'), shard_size=2,
+                       progress=False, reencode=True)
+    assert enc['num_samples'] == 2
+    members = tar_members(str(tmp_path / 'enc' / 'shard-000000.tar'))
+    for key, info in (('000000000', small), ('000000001', big)):
+        reader = MediaReader(members[f'{key}.mp4'], name=key)
+        # the copy's audio is continuous ...
+        audio = reader.read_audio([0.0], int(11.5 * 16000), 16000)[0]
+        assert reader.audio_gaps == []
+        # ... with every burst at its event time (none inside the hole)
+        onsets = burst_onsets(audio, 16000)
+        heard = [e for e in info['events'] if e < 11.5 and not any(
+            h <= e < h + g for h, g in info['holes'])]
+        assert len(onsets) == len(heard)
+        np.testing.assert_allclose(onsets, heard, atol=0.005)
+        # and the hole is silence at its place
+        h, g = info['holes'][0]
+        inside = audio[int((h + 0.01) * 16000):int((h + g - 0.01) * 16000)]
+        assert np.abs(inside).max() < 1e-3

@@ -198,7 +198,8 @@ def test_unreadable_shard(data, tmp_path):
 
 def test_bad_sample_in_shard_is_skipped(data, tmp_path):
     """A record whose media is broken is skipped and reported with the
-    next sample; in test mode it raises with shard and key."""
+    next sample returned (``a``: a sample is held back until the one after
+    it is ready); in test mode it raises with shard and key."""
     from webdataset import TarWriter
     path = str(tmp_path / 'mixed.tar')
     with open(data['videos'][0], 'rb') as f:
@@ -215,10 +216,45 @@ def test_bad_sample_in_shard_is_skipped(data, tmp_path):
                           counter=BadInputCounter(), log_interval=0))
     out = list(ds)
     assert [s['data_samples'].gt_labels.item.item() for s in out] == [2, 3]
-    recs = out[1]['data_samples'].metainfo['bad_inputs']
+    recs = out[0]['data_samples'].metainfo['bad_inputs']
     assert [r['source'].split('#')[1] for r in recs] == ['b', 'c']
+    assert out[1]['data_samples'].metainfo['bad_inputs'] == []
     assert all(r['reason'] == 'unreadable' for r in recs)
     with pytest.raises(BadInputError, match='mixed.tar#b'):
+        list(AVWebDataset(path, pipeline=PIPELINE, test_mode=True))
+
+
+def test_one_epoch_read_delivers_the_records_of_a_bad_tail(data, tmp_path):
+    """Inputs skipped after the last good sample of a stream are reported
+    with that last sample (one of them used to be lost at the end of a
+    one-epoch read), and a skip names the source video stored in the
+    record's JSON."""
+    from webdataset import TarWriter
+    path = str(tmp_path / 'tail.tar')
+    with open(data['videos'][0], 'rb') as f:
+        good = f.read()
+    with TarWriter(path) as w:
+        w.write({'__key__': 'a', 'mp4': good, 'json': b'{"label": 1}'})
+        w.write({'__key__': 'b', 'mp4': good[:300],
+                 'json': b'{"source": "videos/cut.mp4"}'})
+        w.write({'__key__': 'c', 'mp4': good, 'json': b'{"label": 2}'})
+        w.write({'__key__': 'd', 'mp4': good[:500],
+                 'json': b'{"source": "videos/d.mp4"}'})
+        w.write({'__key__': 'e', 'mp4': b'', 'json': b'{}'})
+    counter = BadInputCounter()
+    ds = AVWebDataset(path, pipeline=PIPELINE, shuffle_buffer=0,
+                      num_samples=5, bad_input=dict(log_interval=0))
+    out = list(ds)
+    assert len(out) == 2
+    for sample in out:
+        counter.update(sample['data_samples'].metainfo['bad_inputs'])
+    assert counter.counts == {'unreadable': 3}, counter.state_dict()
+    sources = [r['source'] for s in out
+               for r in s['data_samples'].metainfo['bad_inputs']]
+    assert sources == [f'{path}#b (source: videos/cut.mp4)',
+                       f'{path}#d (source: videos/d.mp4)', f'{path}#e']
+    with pytest.raises(BadInputError, match=r'tail.tar#b \(source: '
+                       r'videos/cut.mp4\)'):
         list(AVWebDataset(path, pipeline=PIPELINE, test_mode=True))
 
 

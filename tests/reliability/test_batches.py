@@ -97,7 +97,8 @@ def test_shard_epoch_with_a_skipped_record_has_only_full_batches(
     # epoch 3), once each.
     assert counter.counts == {'too_short': 2}, counter.state_dict()
     assert counter.examples['too_short'] == [
-        osp.join(shards, 'shard-000001.tar') + '#000000006']
+        osp.join(shards, 'shard-000001.tar') + '#000000006 (source: '
+        'short6.mp4)']
 
 
 def test_configs_that_could_give_one_sequence_are_refused():

@@ -5,7 +5,11 @@ over the same spans and resampled on the fly.
 Times are seconds relative to the *origin* of the file: the start of the
 video stream (the audio stream when only audio is read).  The frame used for
 time ``t`` is the one on screen at ``t``; audio sample ``j`` of a window that
-starts at ``s`` is the sample at time ``s + j / sample_rate``.
+starts at ``s`` is the sample at time ``s + j / sample_rate``.  Audio
+samples are placed by the timestamps of their frames: a hole in the audio
+timestamps is filled with silence (and remembered in
+:attr:`MediaReader.audio_gaps`), overlapping frames are trimmed, so a late
+window is never shifted by a hole before it.
 docs/data_preparation.md explains the time line, the decoding cost and why
 PyAV rather than decord.
 """
@@ -22,6 +26,38 @@ from avtoolkit.datasets.bad_input import BadInputError
 from .frame_conversion import RowSink, frame_to_rgb
 
 
+# numpy dtype of each FFmpeg sample format (planar or packed) and the value
+# of silence in it.
+_SAMPLE_DTYPES = {'u8': (np.uint8, 128), 's16': (np.int16, 0),
+                  's32': (np.int32, 0), 's64': (np.int64, 0),
+                  'flt': (np.float32, 0), 'dbl': (np.float64, 0)}
+
+
+def _audio_like(frame: 'av.AudioFrame', array: np.ndarray) -> 'av.AudioFrame':
+    new = av.AudioFrame.from_ndarray(np.ascontiguousarray(array),
+                                     format=frame.format.name,
+                                     layout=frame.layout.name)
+    new.sample_rate = frame.sample_rate
+    return new
+
+
+def _silence_like(frame: 'av.AudioFrame', samples: int) -> 'av.AudioFrame':
+    """``samples`` of silence in the format and layout of ``frame``."""
+    fmt = frame.format
+    dtype, zero = _SAMPLE_DTYPES[fmt.name.rstrip('p')]
+    channels = len(frame.layout.channels)
+    shape = (channels, samples) if fmt.is_planar else \
+        (1, samples * channels)
+    return _audio_like(frame, np.full(shape, zero, dtype))
+
+
+def _drop_front(frame: 'av.AudioFrame', samples: int) -> 'av.AudioFrame':
+    """``frame`` without its first ``samples`` samples."""
+    arr = frame.to_ndarray()
+    step = 1 if frame.format.is_planar else len(frame.layout.channels)
+    return _audio_like(frame, arr[:, samples * step:])
+
+
 def _seconds(value, time_base) -> Optional[float]:
     if value is None or time_base is None:
         return None
@@ -31,14 +67,25 @@ def _seconds(value, time_base) -> Optional[float]:
 class TimestampGuesser:
     """Best-effort frame time from (pts, dts), as FFmpeg's
     ``guess_correct_pts``: use pts unless pts went backwards more often than
-    dts (the case of AVI files with packed B-frames, whose pts are out of
-    order while dts are monotonic)."""
+    dts.
 
-    def __init__(self):
+    With ``prefer_dts`` the dts is used whenever the frame has one.  This is
+    the rule for AVI: the container stores one packet per frame slot in
+    display order, and in files with packed B-frames (Xvid/DivX) the
+    decoder hands out pts that run backwards.  Counting faults alone would
+    mistime the first frames after every seek (before the first backward
+    pts is seen), so that the slot right after a seek showed the previous
+    frame.
+    """
+
+    def __init__(self, prefer_dts: bool = False):
+        self.prefer_dts = bool(prefer_dts)
         self.faulty_pts = self.faulty_dts = 0
         self.last_pts = self.last_dts = None
 
     def __call__(self, pts, dts):
+        if self.prefer_dts and dts is not None:
+            return dts
         if dts is not None:
             if self.last_dts is not None and dts <= self.last_dts:
                 self.faulty_dts += 1
@@ -69,6 +116,10 @@ class MediaReader:
 
     Attributes (seconds, relative to the origin):
         origin: absolute start time of the reference stream.
+        audio_gaps: ``(time, seconds)`` of every hole in the audio
+            timestamps met so far while decoding, in time order; the reader
+            filled each with silence (see :meth:`silence_in`).  Differences
+            up to ``timestamp_jitter`` are rounding, not holes.
         start, end: the span covered by every stream that is read.
         duration: ``end - start``.
         fps: average frame rate (``None`` if unknown or no video).
@@ -80,6 +131,12 @@ class MediaReader:
     #: seconds of decoded frames (bounds the memory of long spans).
     audio_batch_seconds = 8.0
 
+    #: Seconds by which an audio frame's timestamp may differ from the end
+    #: of the samples before it without counting as a hole or an overlap
+    #: (timestamps rounded to a millisecond time base); at least two ticks
+    #: of the stream's time base.
+    timestamp_jitter = 0.002
+
     def __init__(self, source, name: Optional[str] = None,
                  need_video: bool = True, need_audio: bool = True,
                  num_threads: int = 1, tail_tolerance: float = 0.1):
@@ -88,6 +145,7 @@ class MediaReader:
         is_bytes = isinstance(source, (bytes, bytearray, memoryview))
         self.name = name or ('<bytes>' if is_bytes else str(source))
         self.tail_tolerance = float(tail_tolerance)
+        self.audio_gaps: List[Tuple[float, float]] = []
         self.container = None
         try:
             if is_bytes:
@@ -118,6 +176,8 @@ class MediaReader:
             raise BadInputError('no_video', self.name, 'no video stream')
         if need_audio and aus is None:
             raise BadInputError('no_audio', self.name, 'no audio stream')
+        # AVI frames are timed by their dts (see TimestampGuesser).
+        self.prefer_dts = 'avi' in c.format.name.split(',')
         self.video_stream = vs if need_video else None
         self.audio_stream = aus if need_audio else None
         for s in (self.video_stream, self.audio_stream):
@@ -290,7 +350,7 @@ class MediaReader:
         tb = float(stream.time_base)
         tol = self.tail_tolerance
         period = 1.0 / self.fps if self.fps else 0.04
-        guess = TimestampGuesser()
+        guess = TimestampGuesser(self.prefer_dts)
         n, i = len(targets), 0
         prev = prev_t = prev_img = None
         cache_frame = cache_img = None
@@ -365,7 +425,7 @@ class MediaReader:
         tb = float(stream.time_base)
         period = 1.0 / self.fps if self.fps else 0.04
         self._seek(stream, start)
-        guess = TimestampGuesser()
+        guess = TimestampGuesser(self.prefer_dts)
         prev_t = None
         try:
             for frame in self.container.decode(stream):
@@ -415,11 +475,17 @@ class MediaReader:
             a, b = s_sorted[lo], s_sorted[hi - 1] + length
             buf, t0 = self.read_audio_span(a, b, sample_rate)
             for k in range(lo, hi):
-                out[order[k]] = self._window(buf, t0, s_sorted[k],
-                                             num_samples, sample_rate)
+                out[order[k]] = self.cut_window(buf, t0, s_sorted[k],
+                                                num_samples, sample_rate)
         return out
 
-    def _window(self, buf, t0, start, n, sr):
+    def cut_window(self, buf: np.ndarray, t0: float, start: float, n: int,
+                   sr: int) -> np.ndarray:
+        """The ``n`` samples from time ``start`` of ``buf`` (audio at
+        ``sr`` whose first sample is at ``t0``), as
+        :meth:`read_audio_span` returns it.  Up to ``tail_tolerance``
+        seconds missing at either end are mirrored; more raises
+        ``BadInputError('truncated')``."""
         first = int(round((start - t0) * sr))
         tol = int(round(self.tail_tolerance * sr))
         pad_front = max(0, -first)
@@ -436,6 +502,22 @@ class MediaReader:
             piece = np.pad(piece, (pad_front, n - pad_front - len(piece)),
                            mode='reflect')
         return piece
+
+    def _note_gap(self, start: float, seconds: float) -> None:
+        for k, (s0, length) in enumerate(self.audio_gaps):
+            if abs(s0 - start) < 1e-4:  # met again by another decoding run
+                self.audio_gaps[k] = (s0, max(length, seconds))
+                return
+        self.audio_gaps.append((start, seconds))
+        self.audio_gaps.sort()
+
+    def silence_in(self, start: float, seconds: float) -> float:
+        """Seconds of ``[start, start + seconds)`` that lie in holes of the
+        audio timestamps (filled with silence), among the holes met so
+        far."""
+        end = start + seconds
+        return sum(max(0.0, min(end, g0 + g) - max(start, g0))
+                   for g0, g in self.audio_gaps)
 
     def read_audio_span(self, a: float, b: float,
                         sample_rate: int) -> Tuple[np.ndarray, float]:
@@ -471,7 +553,7 @@ class MediaReader:
         fifo = av.AudioFifo()
         batch_s = self.audio_batch_seconds
         chunks, n_out = [], 0
-        t0 = expected = None
+        t0 = None
         margin = 0.05  # decode a little past b so swresample's delay is out
 
         def convert(final: bool):
@@ -499,28 +581,45 @@ class MediaReader:
 
         error = None
         ended = False
+        rate = written = None  # native rate; samples in the FIFO so far
+        jitter = max(self.timestamp_jitter, 2.0 * float(stream.time_base))
         try:
             for frame in self.container.decode(stream):
                 t = frame.time
-                t = (t - self.origin) if t is not None else expected
-                if t is None:
-                    raise BadInputError('bad_timestamps', self.name,
-                                        'audio frames carry no timestamps')
                 if t0 is None:
+                    if t is None:
+                        raise BadInputError('bad_timestamps', self.name,
+                                            'audio frames carry no '
+                                            'timestamps')
+                    t = t - self.origin
                     if t > a + 1e-6 and not at_start:
                         return None  # landed after the start: seek earlier
-                    t0 = t
-                elif abs(t - expected) > tol:
-                    raise BadInputError(
-                        'decode_error', self.name,
-                        f'audio timestamps jump from {expected:.3f}s to '
-                        f'{t:.3f}s')
-                expected = t + frame.samples / frame.sample_rate
-                frame.pts = None  # timing is checked above, not by the FIFO
+                    t0, rate, written = t, frame.sample_rate, 0
+                else:
+                    # Place the frame by its timestamp: fill a hole with
+                    # silence, trim an overlap.
+                    expected = t0 + written / rate
+                    t = (t - self.origin) if t is not None else expected
+                    if t - expected > jitter:
+                        fill = min(t, b + margin) - expected
+                        n_fill = max(0, int(round(fill * rate)))
+                        if n_fill:
+                            fifo.write(_silence_like(frame, n_fill))
+                            written += n_fill
+                            self._note_gap(expected, n_fill / rate)
+                        if t > b + margin:
+                            break  # the hole runs past what was asked
+                    elif expected - t > jitter:
+                        drop = int(round((expected - t) * rate))
+                        if drop >= frame.samples:
+                            continue
+                        frame = _drop_front(frame, drop)
+                frame.pts = None  # placed above, not by the FIFO
                 fifo.write(frame)
-                if expected >= b + margin:
+                written += frame.samples
+                if t0 + written / rate >= b + margin:
                     break
-                if fifo.samples >= batch_s * frame.sample_rate:
+                if fifo.samples >= batch_s * rate:
                     convert(final=False)
             else:
                 ended = True

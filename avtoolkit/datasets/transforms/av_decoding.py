@@ -14,6 +14,7 @@ from mmcv.transforms import BaseTransform
 
 from avtoolkit.datasets.io import CV2_INTERPOLATION, MediaReader
 from avtoolkit.registry import TRANSFORMS
+from ..bad_input import META_KEY, BadInputError, adjustment_record
 
 MODALITIES = ('video', 'audio')
 
@@ -93,6 +94,18 @@ class AVDecode(BaseTransform):
       ``t`` centred on clip ``t``; ``audio_starts`` (T,) its start times;
       ``sample_rate``.
 
+    Audio samples are placed by their timestamps (see
+    :class:`~avtoolkit.datasets.io.MediaReader`): a hole in the audio
+    timestamps is silence at its true place.  A sample whose windows hold
+    some of that silence gets an ``audio_filled`` record in
+    ``results['bad_inputs']``; one with more than ``max_audio_gap`` seconds
+    of it in a single window raises ``BadInputError('audio_gap')``.
+
+    With ``loop_period`` set (``AVSampleClips(short_policy='loop')``), the
+    usable span ``[usable_start, usable_start + loop_period)`` repeats in
+    both streams: frame and audio times wrap at the usable start, never at
+    the first decoded audio frame (which may come earlier).
+
     The reader is closed and removed from ``results``.
 
     Args:
@@ -108,12 +121,16 @@ class AVDecode(BaseTransform):
             ``'NEAREST'``.
         seek_gap: seconds between requested spans above which the decoder
             seeks instead of decoding through.
+        max_audio_gap: the most seconds of one audio window that may fall
+            in holes of the audio timestamps (filled with silence); more
+            skips the sample as ``audio_gap``.  ``None``: no limit.
     """
 
     def __init__(self, short_side: Optional[int] = None,
                  sample_rate: int = 16000,
                  audio_samples: Optional[int] = None,
-                 interpolation: str = 'BILINEAR', seek_gap: float = 2.0):
+                 interpolation: str = 'BILINEAR', seek_gap: float = 2.0,
+                 max_audio_gap: Optional[float] = 0.25):
         if short_side is not None and int(short_side) < 1:
             raise ValueError(f'short_side must be positive, got {short_side}')
         self.short_side = int(short_side) if short_side else None
@@ -125,6 +142,11 @@ class AVDecode(BaseTransform):
                              f'{interpolation!r}')
         self.interpolation = interpolation
         self.seek_gap = float(seek_gap)
+        if max_audio_gap is not None and float(max_audio_gap) < 0:
+            raise ValueError('max_audio_gap must be >= 0 or None, got '
+                             f'{max_audio_gap}')
+        self.max_audio_gap = None if max_audio_gap is None \
+            else float(max_audio_gap)
 
     def transform(self, results: Dict) -> Dict:
         reader: MediaReader = results.pop('av_reader')
@@ -161,20 +183,70 @@ class AVDecode(BaseTransform):
             if period is None:
                 audio = reader.read_audio(a_starts, n, sr, self.seek_gap)
             else:
-                # Short video repeated: decode all of it once, then index it
-                # cyclically (the window may cross the wrap point).
-                buf, t0 = reader.read_audio_span(lo, lo + period, sr)
-                cycle = max(1, min(len(buf), int(round(period * sr))))
-                first = np.round((a_starts - t0) * sr).astype(np.int64)
-                idx = np.mod(first[:, None] + np.arange(n)[None, :], cycle)
-                audio = buf[idx]
+                audio = self._looped_audio(reader, a_starts, n, lo, period)
+            self._check_silence(reader, results, a_starts, n / sr, lo,
+                                period)
             results['audio'] = audio.astype(np.float32, copy=False)
             results['audio_starts'] = a_starts
             results['sample_rate'] = sr
+
+    def _looped_audio(self, reader: MediaReader, a_starts: np.ndarray,
+                      n: int, lo: float, period: float) -> np.ndarray:
+        """Windows of a short video repeated with ``period``: the usable
+        span is decoded once and indexed cyclically (a window may cross a
+        wrap point).  Sample ``j`` of the cycle is the sample at
+        ``lo + j / sr``, whatever time the first decoded frame had."""
+        sr = self.sample_rate
+        buf, t0 = reader.read_audio_span(lo, lo + period, sr)
+        cycle = max(1, int(round(period * sr)))
+        base = reader.cut_window(buf, t0, lo, cycle, sr)
+        first = np.round((a_starts - lo) * sr).astype(np.int64)
+        return base[np.mod(first[:, None] + np.arange(n)[None, :], cycle)]
+
+    def _check_silence(self, reader: MediaReader, results: Dict,
+                       a_starts: np.ndarray, length: float, lo: float,
+                       period: Optional[float]) -> None:
+        """Count (or refuse) the audio windows that hold silence filled
+        into holes of the audio timestamps."""
+        if not reader.audio_gaps:
+            return
+        silence = []
+        for s in a_starts:
+            if period is None:
+                silence.append(reader.silence_in(s, length))
+                continue
+            # The window on the repeated time line, cut at the wrap points.
+            total, pos, end = 0.0, s, s + length
+            while pos < end - 1e-9:
+                k = np.floor((pos - lo) / period)
+                inner = lo + (pos - lo) - k * period
+                step = min(end - pos, lo + period - inner)
+                total += reader.silence_in(inner, step)
+                pos += step
+            silence.append(total)
+        worst = int(np.argmax(silence))
+        if not silence[worst]:
+            return
+        holes = ', '.join(f'{g0:.3f}s ({g * 1000:.0f} ms)'
+                          for g0, g in reader.audio_gaps[:4])
+        if self.max_audio_gap is not None and \
+                silence[worst] > self.max_audio_gap + 1e-6:
+            raise BadInputError(
+                'audio_gap', reader.name,
+                f'{silence[worst]:.3f}s of the audio window at '
+                f'{a_starts[worst]:.3f}s is missing (holes in the audio '
+                f'timestamps at {holes}); AVDecode.max_audio_gap is '
+                f'{self.max_audio_gap}s')
+        filled = sum(1 for v in silence if v > 0)
+        results.setdefault(META_KEY, []).append(adjustment_record(
+            'audio_filled', reader.name,
+            f'{filled} audio window(s) hold up to {silence[worst]:.3f}s of '
+            f'silence filled into holes of the audio timestamps at {holes}'))
 
     def __repr__(self):
         return (f'{self.__class__.__name__}(short_side={self.short_side}, '
                 f'sample_rate={self.sample_rate}, '
                 f'audio_samples={self.audio_samples}, '
                 f'interpolation={self.interpolation}, '
-                f'seek_gap={self.seek_gap})')
+                f'seek_gap={self.seek_gap}, '
+                f'max_audio_gap={self.max_audio_gap})')
