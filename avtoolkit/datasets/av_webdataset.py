@@ -242,10 +242,10 @@ class AVWebDataset(torch.utils.data.IterableDataset):
 
     # ----------------------------------------------------------- iteration
     def _to_results(self, sample: dict, url: Optional[str] = None) -> dict:
-        """The pipeline's input for one tar record.  Its ``filename``, which
-        every error about the sample names, is ``SHARD#KEY (source:
-        PATH)``: the shard and key to find the record, and the source video
-        the shard builder stored in ``<key>.json``."""
+        """The pipeline's input for one tar record.  Its ``filename`` is
+        ``SHARD#KEY``; its ``input_name``, which every error about the
+        sample names, adds ``(source: PATH)``, the video the shard builder
+        stored in ``<key>.json``."""
         url = url or sample.get('__url__') or '?'
         key = sample.get('__key__', '?')
         name = f'{url}#{key}'
@@ -262,10 +262,10 @@ class AVWebDataset(torch.utils.data.IterableDataset):
                 raise BadInputError('unreadable', name,
                                     f'bad json member: {e}') from e
         source = meta.get('source') if isinstance(meta, dict) else None
-        if source:
-            name = f'{name} (source: {source})'
         results = dict(video_bytes=sample[ext], filename=name, key=key,
-                       shard=url, source=source)
+                       shard=url, source=source,
+                       input_name=f'{name} (source: {source})' if source
+                       else name)
         label = meta.get('label')
         if label is not None:
             if self.multi_class:
@@ -357,7 +357,7 @@ class AVWebDataset(torch.utils.data.IterableDataset):
                 name = f'{url}#{sample.get("__key__")}'
                 try:
                     results = self._to_results(sample, url)
-                    name = results['filename']
+                    name = results['input_name']
                     out = self.pipeline(results)
                     if out is None:
                         raise RuntimeError('the pipeline returned None')

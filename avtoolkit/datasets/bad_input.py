@@ -439,6 +439,15 @@ class BadInputPolicy:
             'data and the pipeline configuration.')
 
 
+def input_name(results: dict) -> str:
+    """How errors and reports name the input of a pipeline: its
+    ``input_name`` (set by datasets that know more than a file name, e.g.
+    ``SHARD#KEY (source: PATH)`` for a shard record), else its
+    ``filename``."""
+    return str(results.get('input_name') or results.get('filename')
+               or '<bytes>')
+
+
 def adjustment_record(reason: str, source: str, detail: str = '') -> dict:
     """The record of an input used after a policy changed it (one of
     :data:`ADJUSTMENTS`)."""

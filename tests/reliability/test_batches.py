@@ -91,11 +91,11 @@ def test_shard_epoch_with_a_skipped_record_has_only_full_batches(
     # the seventh dropped; two workers: 2+2 from the first shard, 2 from
     # the second and its third sample dropped)
     assert len(sizes) == 3 * 3
-    # The short record is followed by the last sample of its stream, whose
-    # batch is dropped; its record is sent again with the first sample of
-    # the next epoch: epochs 0 and 1 are counted (epoch 2's would come with
-    # epoch 3), once each.
-    assert counter.counts == {'too_short': 2}, counter.state_dict()
+    # The short record comes before the last sample of its stream, whose
+    # batch is dropped; a sample is held back until the next one is ready,
+    # so the record rides with the sample before the short one, in a full
+    # batch: each of the three epochs counts it once.
+    assert counter.counts == {'too_short': 3}, counter.state_dict()
     assert counter.examples['too_short'] == [
         osp.join(shards, 'shard-000001.tar') + '#000000006 (source: '
         'short6.mp4)']

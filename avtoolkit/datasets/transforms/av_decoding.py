@@ -14,7 +14,8 @@ from mmcv.transforms import BaseTransform
 
 from avtoolkit.datasets.io import CV2_INTERPOLATION, MediaReader
 from avtoolkit.registry import TRANSFORMS
-from ..bad_input import META_KEY, BadInputError, adjustment_record
+from ..bad_input import (META_KEY, BadInputError, adjustment_record,
+                         input_name)
 
 MODALITIES = ('video', 'audio')
 
@@ -24,7 +25,9 @@ class AVInit(BaseTransform):
     """Open a media file once for every stream the pipeline reads.
 
     Required keys: ``filename`` (path), or ``video_bytes`` (the file's bytes;
-    ``filename`` then only names it in messages).
+    ``filename`` then only names it in messages).  Optional: ``input_name``,
+    how errors name the input (default ``filename``; shard datasets give
+    ``SHARD#KEY (source: PATH)``).
 
     Added keys: ``av_reader`` (:class:`MediaReader`, closed by
     :class:`AVDecode`), ``duration`` / ``usable_start`` (seconds of the span
@@ -50,11 +53,11 @@ class AVInit(BaseTransform):
 
     def transform(self, results: Dict) -> Dict:
         source = results.get('video_bytes')
-        name = results.get('filename')
         if source is None:
-            if name is None:
+            if results.get('filename') is None:
                 raise KeyError('AVInit needs "filename" or "video_bytes"')
-            source = name
+            source = results['filename']
+        name = input_name(results)
         reader = MediaReader(source, name=name,
                              need_video='video' in self.modalities,
                              need_audio='audio' in self.modalities,

@@ -9,7 +9,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from avtoolkit.registry import TRANSFORMS
-from ..bad_input import META_KEY, BadInputError, adjustment_record
+from ..bad_input import (META_KEY, BadInputError, adjustment_record,
+                         input_name)
 
 
 @TRANSFORMS.register_module()
@@ -94,13 +95,13 @@ class AVSampleClips(BaseTransform):
         if avail + 1e-9 < need:
             if self.short_policy == 'error':
                 raise BadInputError(
-                    'too_short', results.get('filename', '<bytes>'),
+                    'too_short', input_name(results),
                     f'{avail:.2f}s usable, {need:.2f}s needed for {T} clips '
                     f'of {L:g}s ({self.mode})')
             loop_period = avail
             virtual = need  # place clips on a virtual, repeated time line
             results.setdefault(META_KEY, []).append(adjustment_record(
-                'looped', results.get('filename', '<bytes>'),
+                'looped', input_name(results),
                 f'{avail:.2f}s usable, {need:.2f}s needed for {T} clips '
                 f'of {L:g}s ({self.mode}); repeated'))
         else:
