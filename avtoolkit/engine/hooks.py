@@ -404,7 +404,9 @@ class BadInputLoggerHook(Hook):
     ``interval`` iterations when they grew, writes them to the visualizer
     backends, keeps the training counts in the message hub (so they survive
     a resume) and, at the end of training/validation/testing, sums them over
-    all ranks and writes ``WORK_DIR/bad_inputs_<mode>.json``.
+    all ranks and writes ``WORK_DIR/bad_inputs_<mode>.json``.  Validation
+    and test counts start from zero at every run (the JSON holds the last
+    run's); training counts run over the whole training.
 
     Args:
         interval: iterations between log lines (only when counts grew).
@@ -422,6 +424,18 @@ class BadInputLoggerHook(Hook):
         state = runner.message_hub.get_info('bad_input_counts', None)
         if state:
             self.counters['train'].load_state_dict(state)
+
+    def _start(self, mode: str) -> None:
+        from avtoolkit.datasets.bad_input import BadInputCounter
+        # Each validation or test run reports what it met (the totals of the
+        # previous one were also summed over ranks already).
+        self.counters[mode] = BadInputCounter()
+
+    def before_val_epoch(self, runner) -> None:
+        self._start('val')
+
+    def before_test_epoch(self, runner) -> None:
+        self._start('test')
 
     def _after_iter(self, runner, mode: str, batch_idx: int, data_batch,
                     step: int) -> None:

@@ -55,3 +55,23 @@ def test_counts_logs_and_dump(tmp_path):
         dumped = json.load(f)
     assert dumped['total'] == 3
     assert dumped['counts'] == {'no_audio': 2, 'too_short': 1}
+
+
+def test_each_validation_reports_its_own_counts(tmp_path):
+    """A second validation (or test) run reports what it met, not the sum
+    over every validation so far."""
+    hook = BadInputLoggerHook(interval=1)
+    runner = make_runner(tmp_path)
+    for mode in ('val', 'test'):
+        before = getattr(hook, f'before_{mode}_epoch')
+        after_iter = getattr(hook, f'after_{mode}_iter')
+        after = getattr(hook, f'after_{mode}_epoch')
+        for expected in (2, 1):
+            before(runner)
+            records = [[dict(reason='looped', source=f'v{k}.mp4')]
+                       for k in range(expected)]
+            after_iter(runner, 0, make_batch(records))
+            after(runner)
+            with open(tmp_path / f'bad_inputs_{mode}.json') as f:
+                dumped = json.load(f)
+            assert dumped['counts'] == {'looped': expected}, (mode, dumped)
