@@ -58,11 +58,12 @@ class PackAVInputs(BaseTransform):
 
     Required keys: ``imgs`` as (V*T, C, F, H, W) from
     ``FormatShape('NCTHW')`` and ``num_clips`` (T), and/or ``audio`` as
-    (T, 1, n_mels, frames) from :class:`LogMelSpectrogram`; optional
-    ``label``.
+    (T, 1, n_mels, frames) from :class:`LogMelSpectrogram` (or (T, N)
+    waveforms from :class:`AVDecode`, for a data preprocessor that computes
+    the log-mel on the device); optional ``label``.
 
     The metainfo gets ``clip_starts`` / ``clip_ends`` (seconds from the
-    start of the file, one per clip), ``num_views``, the ``meta_keys``
+    start of the video stream, one per clip), ``num_views``, the ``meta_keys``
     present in ``results`` and always ``bad_inputs``: the records of
     policy decisions about this input (e.g. ``looped``), to which the
     dataset adds the records of the inputs it skipped before it.
@@ -94,11 +95,13 @@ class PackAVInputs(BaseTransform):
             inputs['video'] = video
         if 'audio' in results:
             audio = _to_tensor(results['audio'])
-            if audio.ndim != 4:
+            if audio.ndim not in (2, 4):
                 raise ValueError(
-                    'PackAVInputs expects audio as (T, 1, n_mels, frames), '
-                    f'got {tuple(audio.shape)}; put LogMelSpectrogram '
-                    'before it')
+                    'PackAVInputs expects audio as (T, 1, n_mels, frames) '
+                    '(after LogMelSpectrogram), or as (T, N) waveforms for '
+                    'a data preprocessor with audio_features; got '
+                    f'{tuple(audio.shape)}')
+            audio = audio.float() if audio.ndim == 2 else audio
             inputs['audio'] = audio
         if not inputs:
             raise ValueError('PackAVInputs found neither "imgs" nor "audio"')

@@ -24,10 +24,25 @@ class AVDataPreprocessor(BaseDataPreprocessor):
     device.  Leave the statistics ``None`` when the pipeline already
     normalised.
 
+    Log-mel on the device: with ``audio_features`` set, the pipeline ships
+    the mono waveform of each clip instead (``inputs['audio']`` (T, N) per
+    sample: ``AVDecode`` then ``PackAVInputs``, without
+    ``LogMelSpectrogram`` / ``AudioNormalize``), and the log-mel
+    spectrograms are computed here, batched over the B*T clips, with the
+    same code as ``LogMelSpectrogram``
+    (:class:`avtoolkit.utils.audio_features.LogMel`): (B, T, N) ->
+    (B, T, 1, n_mels, frames), then normalised with ``audio_mean`` /
+    ``audio_std``.  This moves the STFT and the mel projection off the
+    data workers' CPUs.
+
     Args:
         video_mean, video_std: per-channel statistics (C values), applied on
             the channel axis (``-4`` of ``(..., C, F, H, W)``).
         audio_mean, audio_std: scalars for the log-mel values.
+        audio_features: arguments of ``LogMelSpectrogram`` (``sample_rate``,
+            ``n_mels``, ``n_fft``, ``win_length``, ``hop_length``, ...,
+            ``num_frames``) to compute the log-mel here from waveforms;
+            ``None`` (default): the pipeline computed it.
     """
 
     def __init__(self,
@@ -35,6 +50,7 @@ class AVDataPreprocessor(BaseDataPreprocessor):
                  video_std: Optional[Sequence[float]] = None,
                  audio_mean: Optional[float] = None,
                  audio_std: Optional[float] = None,
+                 audio_features: Optional[dict] = None,
                  non_blocking: bool = True):
         super().__init__(non_blocking=non_blocking)
         if (video_mean is None) != (video_std is None) or \
@@ -50,6 +66,13 @@ class AVDataPreprocessor(BaseDataPreprocessor):
                 'video_std', torch.tensor(video_std).view(-1, 1, 1, 1),
                 persistent=False)
         self.audio_mean, self.audio_std = audio_mean, audio_std
+        self.log_mel, self.num_frames = None, None
+        if audio_features is not None:
+            from avtoolkit.utils.audio_features import LogMel
+            args = dict(audio_features)
+            args.pop('type', None)
+            self.num_frames = args.pop('num_frames', None)
+            self.log_mel = LogMel(**args)
 
     @staticmethod
     def _stack(name: str, value) -> Tensor:
@@ -76,9 +99,40 @@ class AVDataPreprocessor(BaseDataPreprocessor):
             value = self._stack(name, value)
             if not value.is_floating_point():
                 value = value.float()
+            if name == 'audio':
+                value = self._audio_features(value)
             if name == 'video' and self._video_norm:
                 value = (value - self.video_mean) / self.video_std
             elif name == 'audio' and self.audio_mean is not None:
                 value = (value - self.audio_mean) / self.audio_std
             out[name] = value
         return dict(inputs=out, data_samples=data.get('data_samples'))
+
+    def _audio_features(self, audio: Tensor) -> Tensor:
+        """(B, T, N) waveforms -> (B, T, 1, n_mels, frames) log-mel when
+        ``audio_features`` is set; log-mel input passes through."""
+        waveform = audio.ndim == 3
+        if self.log_mel is None:
+            if waveform:
+                shape = tuple(audio.shape)
+                raise ValueError(
+                    f'inputs["audio"] is a batch of waveforms {shape} '
+                    "(B, T, N): set the data preprocessor's "
+                    'audio_features (the LogMelSpectrogram arguments) to '
+                    'compute the log-mel on the device, or add '
+                    'LogMelSpectrogram to the pipeline')
+            return audio
+        if not waveform:
+            raise ValueError(
+                f'inputs["audio"] has shape {tuple(audio.shape)}, but '
+                'AVDataPreprocessor.audio_features computes the log-mel from '
+                '(B, T, N) waveforms: remove LogMelSpectrogram and '
+                'AudioNormalize from the pipeline, or audio_features from '
+                'the data preprocessor')
+        feats = self.log_mel(audio).unsqueeze(2)
+        if self.num_frames is not None and feats.shape[-1] != self.num_frames:
+            raise ValueError(
+                f'{audio.shape[-1]} samples give {feats.shape[-1]} log-mel '
+                f'frames, audio_features.num_frames is {self.num_frames}: '
+                'see LogMelSpectrogram for the samples to decode')
+        return feats
