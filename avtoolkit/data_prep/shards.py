@@ -21,7 +21,8 @@ Every input is probed before it is stored: the container must open, have a
 video stream (and an audio stream unless ``require_audio=False``), declare
 a length of at least ``min_duration`` seconds, decode at its first and
 last frame, and decode its whole audio track (which catches cut files whose
-header still declares the full length, and corrupt audio anywhere).  The
+header still declares the full length, and corrupt audio anywhere; with
+``reencode=True`` the re-encoding is that decoding).  The
 holes in the audio timestamps (filled with silence when read, see
 :class:`~avtoolkit.datasets.io.MediaReader`) are listed in the sample's
 JSON (``probe.audio_gaps``: ``[time, seconds]`` pairs) and counted in the
@@ -132,8 +133,12 @@ class ShardOptions:
 
 # ------------------------------------------------------------------ probing
 def probe_input(path: str, require_audio: bool = True,
-                min_duration: float = 0.0) -> dict:
+                min_duration: float = 0.0, whole_audio: bool = True) -> dict:
     """Check that ``path`` can give samples; returns its layout.
+
+    With ``whole_audio`` the whole audio track is decoded and its holes
+    listed (``audio_gaps``); without, only its first 20 ms (for callers
+    that decode all of it anyway, as :func:`reencode_media`).
 
     Raises:
         BadInputError: with the reason it cannot.
@@ -146,7 +151,9 @@ def probe_input(path: str, require_audio: bool = True,
         last = max(r.start, r.end - 0.5 * period)
         r.read_frames([r.start, last], short_side=16)
         info = r.info()
-        if r.audio_stream is not None:
+        if r.audio_stream is not None and not whole_audio:
+            r.read_audio([r.start], max(1, int(0.02 * 16000)), 16000)
+        elif r.audio_stream is not None:
             # The whole audio time line, in pieces of at most a minute: a
             # decoding error or a cut anywhere is found here, and the holes
             # in its timestamps are recorded.
@@ -171,7 +178,8 @@ def reencode_media(path: str, opts: ShardOptions) -> Tuple[bytes, dict]:
     """A small H.264 + mono AAC mp4 copy of ``path`` (see module docs).
 
     Returns:
-        (mp4 bytes, dict with duration, fps, width, height, sample_rate).
+        (mp4 bytes, dict with duration, fps, width, height, sample_rate,
+        has_audio and the source's ``audio_gaps``).
     """
     has_audio = True
     try:
@@ -275,7 +283,9 @@ def reencode_media(path: str, opts: ShardOptions) -> Tuple[bytes, dict]:
             out.close()
     info = dict(duration=n_frames / float(rate), fps=float(rate), width=w,
                 height=h, sample_rate=sr if has_audio else None,
-                has_audio=has_audio)
+                has_audio=has_audio,
+                audio_gaps=[[round(t, 4), round(g, 4)]
+                            for t, g in reader.audio_gaps])
     return buf.getvalue(), info
 
 
@@ -296,12 +306,16 @@ def _build_shard(task: dict) -> dict:
         with TarWriter(tmp, mtime=0.0) as writer:
             for idx, rel, path, labels in task['entries']:
                 try:
+                    # Re-encoding decodes the whole audio track itself:
+                    # the probe leaves it, and its holes, to that step.
                     info = probe_input(path, opts.require_audio,
-                                       opts.min_duration)
+                                       opts.min_duration,
+                                       whole_audio=not opts.reencode)
                     if opts.reencode:
                         data, enc = reencode_media(path, opts)
                         ext = 'mp4'
-                        info = dict(info, stored=enc)
+                        gaps = enc.pop('audio_gaps')
+                        info = dict(info, stored=enc, audio_gaps=gaps)
                     else:
                         with open(path, 'rb') as f:
                             data = f.read()

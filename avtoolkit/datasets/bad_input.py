@@ -78,9 +78,9 @@ The policy
   without a good sample, go with the first sample of the next epoch of the
   same dataset copy, keyed so that they are counted once, and are lost
   only when that epoch never comes; the worker-local counts are also
-  logged by the worker itself, see below).  ``max_retries`` consecutive failures raise
-  :class:`TooManyBadInputs` so that a broken configuration (every sample
-  failing) stops the job instead of spinning.
+  logged by the worker itself, see below).  ``max_retries`` consecutive
+  failures raise :class:`TooManyBadInputs` so that a broken configuration
+  (every sample failing) stops the job instead of spinning.
 * ``'raise'`` (default for evaluation): the first bad input raises
   :class:`BadInputError` whose message names the file.
 

@@ -19,7 +19,7 @@ class LogMel(nn.Module):
     filterbank are torchaudio's; the power is taken as ``re^2 + im^2``, 3-4x
     faster on the CPU than the ``|z|^2`` torchaudio computes (a square root,
     then a square).  The window and the filterbank are buffers: they move
-    with ``.to(device)``.  Arguments as in
+    with ``.to(device)`` and are not saved in state dicts.  Arguments as in
     :class:`~avtoolkit.datasets.transforms.LogMelSpectrogram`.
     """
 
@@ -49,6 +49,13 @@ class LogMel(nn.Module):
             n_mels=self.n_mels, sample_rate=self.sample_rate, f_min=f_min,
             f_max=f_max, n_stft=self.n_fft // 2 + 1, norm=norm,
             mel_scale=mel_scale)
+        # The window and the filterbank follow from the arguments: they move
+        # with the module but stay out of checkpoints, so that a model
+        # computing its log-mel on the device has the state dict of one
+        # that gets it from the pipeline.
+        for module in (self.stft, self.mel_scale):
+            for name, buf in list(module.named_buffers(recurse=False)):
+                module.register_buffer(name, buf, persistent=False)
 
     def _power(self, spec: Tensor) -> Tensor:
         if self.power == 2.0:

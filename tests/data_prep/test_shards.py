@@ -235,6 +235,8 @@ def test_audio_holes_are_found_recorded_and_healed(tmp_path):
     enc = build_shards(lst, str(tmp_path / 'enc'), shard_size=2,
                        progress=False, reencode=True)
     assert enc['num_samples'] == 2
+    # the holes of the sources, found while re-encoding them
+    assert {g['path']: g['gaps'] for g in enc['audio_gaps']} == holes
     members = tar_members(str(tmp_path / 'enc' / 'shard-000000.tar'))
     for key, info in (('000000000', small), ('000000001', big)):
         reader = MediaReader(members[f'{key}.mp4'], name=key)

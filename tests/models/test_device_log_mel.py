@@ -88,3 +88,12 @@ def test_device_log_mel_config_matches_the_host_recipe():
         steps['AudioNormalize']['mean'], steps['AudioNormalize']['std'])
     model = MODELS.build(dev.model)
     assert model.data_preprocessor.log_mel.n_mels == 128
+
+
+def test_device_log_mel_adds_nothing_to_checkpoints():
+    """The window and the filterbank are derived from the config: a model
+    computing the log-mel on the device saves and loads the same weights
+    as the host-log-mel model."""
+    from avtoolkit.models.data_preprocessors import AVDataPreprocessor
+    assert AVDataPreprocessor(audio_features=MEL).state_dict() == {}
+    assert list(AVDataPreprocessor(audio_features=MEL).buffers())

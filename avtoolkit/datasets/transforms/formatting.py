@@ -101,7 +101,6 @@ class PackAVInputs(BaseTransform):
                     '(after LogMelSpectrogram), or as (T, N) waveforms for '
                     'a data preprocessor with audio_features; got '
                     f'{tuple(audio.shape)}')
-            audio = audio.float() if audio.ndim == 2 else audio
             inputs['audio'] = audio
         if not inputs:
             raise ValueError('PackAVInputs found neither "imgs" nor "audio"')
